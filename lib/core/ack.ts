@@ -1,0 +1,123 @@
+/**
+ * The two-stage ack: every item that must not be lost travels with an `Ack`.
+ *
+ * Stage 1, `enqueued()`, is the wake: the pipeline holds the item and its path may send the next
+ * one. Stage 2, `flushed()`, is durability: only a durable write may call it, and only flushed items
+ * may move a checkpoint. Invariant guarded here: every call is idempotent, `flushed()` implies
+ * `enqueued()`, and a settled ack (flushed or failed) never changes again.
+ */
+
+export interface Ack {
+  /** Stage 1, the wake: the pipeline holds the item; its path may send the next one. */
+  enqueued(): void;
+  /** Stage 2, durable: written at the destination; implies `enqueued()`. */
+  flushed(): void;
+  /** The item could not be made durable; the checkpoint must not pass it. */
+  failed(error: unknown): void;
+}
+
+/** An item that must not be lost, with the ack that reports its progress back to its source. */
+export interface Acked<T> {
+  readonly value: T;
+  readonly ack: Ack;
+}
+
+/** Callbacks of `createAck`; each fires at most once, `onEnqueued` always before `onFlushed`. */
+export interface AckHandlers {
+  onEnqueued?: () => void;
+  onFlushed?: () => void;
+  onFailed?: (error: unknown) => void;
+}
+
+const PENDING = 0;
+const ENQUEUED = 1;
+const FLUSHED = 2;
+const FAILED = 3;
+
+class OnceAck implements Ack {
+  private state = PENDING;
+  private readonly handlers: AckHandlers;
+
+  constructor(handlers: AckHandlers) {
+    this.handlers = handlers;
+  }
+
+  enqueued(): void {
+    if (this.state !== PENDING) return;
+    this.state = ENQUEUED;
+    this.handlers.onEnqueued?.();
+  }
+
+  flushed(): void {
+    if (this.state === FLUSHED || this.state === FAILED) return;
+    this.enqueued();
+    this.state = FLUSHED;
+    this.handlers.onFlushed?.();
+  }
+
+  failed(error: unknown): void {
+    if (this.state === FLUSHED || this.state === FAILED) return;
+    this.state = FAILED;
+    this.handlers.onFailed?.(error);
+  }
+}
+
+/**
+ * Makes an ack whose stages call the given handlers, each at most once.
+ *
+ * @example
+ * const ack = createAck({ onEnqueued: wakePath, onFlushed: () => tracker.flush(position) });
+ */
+export function createAck(handlers: AckHandlers = {}): Ack {
+  return new OnceAck(handlers);
+}
+
+const NOOP_ACK: Ack = Object.freeze({
+  enqueued() {},
+  flushed() {},
+  failed() {},
+});
+
+/** An ack that does nothing: for items whose durability nobody tracks. */
+export function noopAck(): Ack {
+  return NOOP_ACK;
+}
+
+/**
+ * Combines acks: each stage of the result calls that stage on every member, in order.
+ * A batch's `flushed()` flushes each member. An empty list gives an ack that does nothing.
+ */
+export function ackAll(acks: readonly Ack[]): Ack {
+  if (acks.length === 0) return NOOP_ACK;
+  if (acks.length === 1) return acks[0]!;
+  const members = acks.slice();
+  return createAck({
+    onEnqueued: () => {
+      for (const ack of members) ack.enqueued();
+    },
+    onFlushed: () => {
+      for (const ack of members) ack.flushed();
+    },
+    onFailed: (error) => {
+      for (const ack of members) ack.failed(error);
+    },
+  });
+}
+
+/** Pairs a value with an ack (a fresh no-op one when none is given). */
+export function acked<T>(value: T, ack: Ack = NOOP_ACK): Acked<T> {
+  return { value, ack };
+}
+
+/** True when `item` has the shape of an `Acked` (a `value` and an `ack` with the three stages). */
+export function isAcked(item: unknown): item is Acked<unknown> {
+  if (typeof item !== 'object' || item === null || !('ack' in item) || !('value' in item)) return false;
+  const ack = (item as { ack: unknown }).ack;
+  return (
+    typeof ack === 'object' &&
+    ack !== null &&
+    typeof (ack as Ack).enqueued === 'function' &&
+    typeof (ack as Ack).flushed === 'function' &&
+    typeof (ack as Ack).failed === 'function'
+  );
+}

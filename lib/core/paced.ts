@@ -1,0 +1,178 @@
+/**
+ * Paced sources: an async iterable, an iterable or a pull function becomes an `Observable<Acked<T>>`
+ * that honours a window, the only backpressure upstream ever needs.
+ *
+ * Invariant guarded here: a path never has more than `window` items emitted and not yet enqueued,
+ * and no busy path starves another (ready items are emitted first come, first served, and the
+ * emitting loop yields to the scheduler every `burst` items so timers and I/O still run).
+ */
+import { asyncScheduler, Observable, type SchedulerLike, type Subscriber } from 'rxjs';
+import { createAck, type Acked } from './ack.ts';
+import { checkNumber } from './errors.ts';
+import { Queue } from './queue.ts';
+
+/** Pulls the next item; `{ done: true }` ends the path. May answer synchronously. */
+export type PullFunction<T> = () => IteratorResult<T> | PromiseLike<IteratorResult<T>>;
+
+/** What a path reads from. */
+export type PacedSource<T> = AsyncIterable<T> | Iterable<T> | PullFunction<T>;
+
+export interface PacedOptions {
+  /** Items a path may have emitted and not yet enqueued. Default 1. */
+  window?: number;
+  /** Items emitted in one go before yielding to the scheduler. Default 1000. */
+  burst?: number;
+  /** Where yields are scheduled. Default `asyncScheduler`. */
+  scheduler?: SchedulerLike;
+}
+
+export const PACED_DEFAULTS = { window: 1, burst: 1000 } as const;
+
+interface Reader<T> {
+  next(): IteratorResult<T> | PromiseLike<IteratorResult<T>>;
+  close(): void;
+}
+
+function readerOf<T>(source: PacedSource<T>, index: number): Reader<T> {
+  if (typeof source === 'function') return { next: source, close() {} };
+  if (source !== null && typeof source === 'object') {
+    if (Symbol.asyncIterator in source) return iteratorReader(source[Symbol.asyncIterator]());
+    if (Symbol.iterator in source) return iteratorReader(source[Symbol.iterator]());
+  }
+  throw new TypeError(`paced source #${index} is neither an async iterable, an iterable nor a pull function`);
+}
+
+function iteratorReader<T>(iterator: Iterator<T> | AsyncIterator<T>): Reader<T> {
+  return {
+    next: () => iterator.next(),
+    close() {
+      try {
+        const result = iterator.return?.();
+        // A generator closing asynchronously may reject; nobody is listening any more.
+        if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, () => {});
+        }
+      } catch {
+        // The iterator failed while closing after unsubscribe: nothing can receive the error.
+      }
+    },
+  };
+}
+
+class PacedPath<T> {
+  /** Items pulled and not yet enqueued downstream: never more than the window. */
+  inFlight = 0;
+  pulling = false;
+  done = false;
+  constructor(readonly reader: Reader<T>) {}
+}
+
+/**
+ * One path as a paced source: emits `Acked<T>` and pulls the next item only while fewer than
+ * `window` emitted items are waiting for `enqueued()`.
+ *
+ * Lossless: every pulled item is emitted; nothing is buffered beyond one pulled item per path.
+ *
+ * @example
+ * fromPaced(readLines(file), { window: 1 }).pipe(...).subscribe();
+ */
+export function fromPaced<T>(source: PacedSource<T>, options: PacedOptions = {}): Observable<Acked<T>> {
+  return mergePaced([source], options);
+}
+
+/**
+ * Many paths merged fairly: each path keeps its own window; ready items are emitted in the order
+ * they became ready, so a path that is always ready cannot starve the others.
+ * Completes when every path is done; errors when any path fails.
+ */
+export function mergePaced<T>(sources: readonly PacedSource<T>[], options: PacedOptions = {}): Observable<Acked<T>> {
+  const window = checkNumber('fromPaced', 'window', options.window ?? PACED_DEFAULTS.window, { min: 1, integer: true });
+  const burst = checkNumber('fromPaced', 'burst', options.burst ?? PACED_DEFAULTS.burst, { min: 1, integer: true });
+  const scheduler = options.scheduler ?? asyncScheduler;
+
+  return new Observable<Acked<T>>((subscriber) => {
+    const paths = sources.map((source, index) => new PacedPath(readerOf(source, index)));
+    const ready = new Queue<{ path: PacedPath<T>; value: T }>();
+    let open = paths.length;
+    let emitting = false;
+    let yieldScheduled = false;
+    let sinceYield = 0;
+
+    const fail = (error: unknown) => subscriber.error(error);
+
+    const onResult = (path: PacedPath<T>, result: IteratorResult<T>) => {
+      path.pulling = false;
+      if (subscriber.closed) return;
+      if (result.done) {
+        path.done = true;
+        open--;
+      } else {
+        path.inFlight++;
+        ready.push({ path, value: result.value });
+        pull(path);
+      }
+      emit();
+    };
+
+    const pull = (path: PacedPath<T>) => {
+      if (path.pulling || path.done || path.inFlight >= window || subscriber.closed) return;
+      path.pulling = true;
+      let result: IteratorResult<T> | PromiseLike<IteratorResult<T>>;
+      try {
+        result = path.reader.next();
+      } catch (error) {
+        return fail(error);
+      }
+      if (typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<IteratorResult<T>>).then((r) => onResult(path, r), fail);
+      } else {
+        onResult(path, result as IteratorResult<T>);
+      }
+    };
+
+    const emit = () => {
+      if (emitting || yieldScheduled) return;
+      emitting = true;
+      try {
+        while (ready.length > 0 && !subscriber.closed) {
+          if (sinceYield >= burst) {
+            yieldScheduled = true;
+            subscriber.add(
+              scheduler.schedule(() => {
+                yieldScheduled = false;
+                sinceYield = 0;
+                emit();
+              }),
+            );
+            return;
+          }
+          sinceYield++;
+          const { path, value } = ready.shift()!;
+          const ack = createAck({
+            onEnqueued: () => {
+              path.inFlight--;
+              pull(path);
+            },
+          });
+          subscriber.next({ value, ack });
+        }
+        if (open === 0 && ready.length === 0) subscriber.complete();
+      } finally {
+        emitting = false;
+      }
+    };
+
+    startAll(paths, pull, subscriber);
+    if (paths.length === 0) subscriber.complete();
+    return () => {
+      for (const path of paths) if (!path.done) path.reader.close();
+    };
+  });
+}
+
+function startAll<T>(paths: PacedPath<T>[], pull: (path: PacedPath<T>) => void, subscriber: Subscriber<Acked<T>>) {
+  for (const path of paths) {
+    if (subscriber.closed) return;
+    pull(path);
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * ProgressTracker: turns flushed acks back into checkpoints, per path and overall.
+ *
+ * A path's checkpoint is the greatest position P such that every item tracked on that path at or
+ * below P has been flushed: the position just below the oldest unflushed item, or, with nothing
+ * unflushed, the highest position tracked or advanced to. Invariant guarded here: a checkpoint never
+ * reaches an unflushed item and never moves backwards. That needs positions that do not go back
+ * (checked), and no new item at or below a checkpoint already reported (checked: an error, since
+ * accepting it would let a restart skip it).
+ */
+import { Observable, Subject } from 'rxjs';
+import { createAck, noopAck, type Ack } from './ack.ts';
+
+/** A checkpoint change: the path's new checkpoint position. */
+export interface CheckpointChange<P> {
+  readonly path: P;
+  readonly position: bigint;
+}
+
+interface Pending {
+  readonly position: bigint;
+  flushed: boolean;
+}
+
+class PathProgress {
+  readonly pending: Pending[] = [];
+  head = 0;
+  /** Highest position tracked or advanced to; undefined before the first. */
+  highest: bigint | undefined;
+  checkpoint: bigint | undefined;
+
+  /** The checkpoint as the state now implies it. */
+  compute(): bigint | undefined {
+    const oldest = this.pending[this.head];
+    return oldest ? oldest.position - 1n : this.highest;
+  }
+
+  /** Drops the flushed items at the front of the queue. */
+  dropFlushedFront(): void {
+    while (this.head < this.pending.length && this.pending[this.head]!.flushed) this.head++;
+    if (this.head === this.pending.length) {
+      this.pending.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.pending.length) {
+      this.pending.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/**
+ * Tracks items by position on their path and reports checkpoints as their acks are flushed.
+ *
+ * @example
+ * const tracker = new ProgressTracker<string>();
+ * const ack = tracker.track('dispatcher-1', 42n, item.ack); // forwards every stage to item.ack
+ * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
+ */
+export class ProgressTracker<P = string> {
+  private readonly paths = new Map<P, PathProgress>();
+  private readonly changes = new Subject<CheckpointChange<P>>();
+  private readonly overallChanges = new Subject<bigint>();
+  private overallValue: bigint | undefined;
+
+  /**
+   * Registers an item at `position` on `path` and returns the ack that reports it: its `flushed()`
+   * marks the item durable, and every stage is forwarded to `inner` when given.
+   * Throws when `position` is below the last tracked one, or at or below the reported checkpoint.
+   */
+  track(path: P, position: bigint, inner: Ack = noopAck()): Ack {
+    const state = this.stateOf(path);
+    const last = state.pending[state.pending.length - 1];
+    if (last && position < last.position) {
+      throw new RangeError(
+        `ProgressTracker: position ${position} on path ${String(path)} is below the previous one (${last.position}); positions on a path must not go back`,
+      );
+    }
+    if (state.checkpoint !== undefined && position <= state.checkpoint) {
+      throw new RangeError(
+        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.checkpoint}, already reported; give items distinct, growing positions`,
+      );
+    }
+    const entry: Pending = { position, flushed: false };
+    state.pending.push(entry);
+    if (state.highest === undefined || position > state.highest) state.highest = position;
+    this.update(path, state);
+    return createAck({
+      onEnqueued: () => inner.enqueued(),
+      onFlushed: () => {
+        entry.flushed = true;
+        if (state.pending[state.head] === entry) {
+          state.dropFlushedFront();
+          this.update(path, state);
+        }
+        inner.flushed();
+      },
+      // A failed item stays unflushed: the checkpoint stops below it.
+      onFailed: (error) => inner.failed(error),
+    });
+  }
+
+  /**
+   * Declares that no item at or below `position` will be tracked on `path` (a resolved position),
+   * so an idle path does not hold the overall checkpoint back.
+   */
+  advance(path: P, position: bigint): void {
+    const state = this.stateOf(path);
+    if (state.highest === undefined || position > state.highest) state.highest = position;
+    this.update(path, state);
+  }
+
+  /** Forgets a closed path: it no longer counts toward the overall checkpoint. */
+  remove(path: P): void {
+    if (!this.paths.delete(path)) return;
+    this.updateOverall(true);
+  }
+
+  /** The path's checkpoint, or undefined before anything was tracked or advanced on it. */
+  checkpoint(path: P): bigint | undefined {
+    return this.paths.get(path)?.checkpoint;
+  }
+
+  /** The least checkpoint over all known paths, or undefined when there is none. */
+  get overall(): bigint | undefined {
+    return this.overallValue;
+  }
+
+  /** Items tracked and not yet flushed, over all paths. */
+  get unflushed(): number {
+    let count = 0;
+    for (const state of this.paths.values()) {
+      for (let i = state.head; i < state.pending.length; i++) if (!state.pending[i]!.flushed) count++;
+    }
+    return count;
+  }
+
+  /** The path's checkpoint now (when known), then each time it moves. */
+  checkpoint$(path: P): Observable<bigint> {
+    return new Observable<bigint>((subscriber) => {
+      const current = this.checkpoint(path);
+      if (current !== undefined) subscriber.next(current);
+      return this.changes.subscribe((change) => {
+        if (change.path === path) subscriber.next(change.position);
+      });
+    });
+  }
+
+  /** Every checkpoint change of every path. */
+  get changes$(): Observable<CheckpointChange<P>> {
+    return this.changes.asObservable();
+  }
+
+  /** The overall checkpoint now (when known), then each time it moves. */
+  get overall$(): Observable<bigint> {
+    return new Observable<bigint>((subscriber) => {
+      if (this.overallValue !== undefined) subscriber.next(this.overallValue);
+      return this.overallChanges.subscribe(subscriber);
+    });
+  }
+
+  private stateOf(path: P): PathProgress {
+    let state = this.paths.get(path);
+    if (!state) {
+      state = new PathProgress();
+      this.paths.set(path, state);
+    }
+    return state;
+  }
+
+  private update(path: P, state: PathProgress): void {
+    const next = state.compute();
+    if (next === undefined || next === state.checkpoint) return;
+    const previous = state.checkpoint;
+    state.checkpoint = next;
+    this.changes.next({ path, position: next });
+    // The overall minimum can only change when this path was (or now is) the minimum.
+    this.updateOverall(previous === undefined || previous === this.overallValue || next < (this.overallValue ?? next + 1n));
+  }
+
+  private updateOverall(recompute: boolean): void {
+    if (!recompute) return;
+    let least: bigint | undefined;
+    for (const state of this.paths.values()) {
+      if (state.checkpoint !== undefined && (least === undefined || state.checkpoint < least)) least = state.checkpoint;
+    }
+    if (least === undefined || least === this.overallValue) return;
+    this.overallValue = least;
+    this.overallChanges.next(least);
+  }
+}
