@@ -64,7 +64,10 @@ class PacedPath<T> {
   inFlight = 0;
   pulling = false;
   done = false;
-  constructor(readonly reader: Reader<T>) {}
+  readonly reader: Reader<T>;
+  constructor(reader: Reader<T>) {
+    this.reader = reader;
+  }
 }
 
 /**
