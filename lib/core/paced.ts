@@ -129,7 +129,10 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
       if (typeof (result as PromiseLike<unknown>).then === 'function') {
         (result as PromiseLike<IteratorResult<T>>).then((r) => onResult(path, r), fail);
       } else {
-        onResult(path, result as IteratorResult<T>);
+        // Answer on a microtask like an async source would, so a synchronous path cannot
+        // monopolise the emitting loop while other paths' answers are on their way.
+        const settled = result as IteratorResult<T>;
+        queueMicrotask(() => onResult(path, settled));
       }
     };
 

@@ -1,0 +1,17 @@
+/**
+ * The examples, in tour order. Each runs on embedded defaults (temp folders, in-process services)
+ * and finishes by itself; `npm run example -- <name>` runs one, `npm start` runs them all.
+ */
+export interface Example {
+  readonly name: string;
+  readonly summary: string;
+  readonly load: () => Promise<{ run(): Promise<void> }>;
+}
+
+export const examples: readonly Example[] = [
+  {
+    name: 'operators',
+    summary: 'paced paths -> watermarkBackpressure -> drainBarrier -> batchBy -> a durable file writer, with checkpoints',
+    load: () => import('./operators.ts'),
+  },
+];

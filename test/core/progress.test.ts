@@ -1,0 +1,123 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { createAck, type Ack } from '../../lib/core/ack.ts';
+import { ProgressTracker } from '../../lib/core/progress.ts';
+
+describe('ProgressTracker', () => {
+  it('early wake does not advance the checkpoint', () => {
+    const tracker = new ProgressTracker<string>();
+    const seen: bigint[] = [];
+    tracker.checkpoint$('d1').subscribe((position) => seen.push(position));
+    const first = tracker.track('d1', 10n);
+    const second = tracker.track('d1', 20n);
+    first.enqueued();
+    second.enqueued();
+    expect(tracker.checkpoint('d1')).to.equal(9n);
+    first.flushed();
+    expect(tracker.checkpoint('d1')).to.equal(19n);
+    second.flushed();
+    expect(tracker.checkpoint('d1')).to.equal(20n);
+    expect(seen).to.deep.equal([9n, 19n, 20n]);
+  });
+
+  it('waits for the oldest item when flushes come out of order', () => {
+    const tracker = new ProgressTracker<string>();
+    const acks = [1n, 2n, 3n].map((p) => tracker.track('p', p));
+    acks[2]!.flushed();
+    acks[1]!.flushed();
+    expect(tracker.checkpoint('p')).to.equal(0n);
+    acks[0]!.flushed();
+    expect(tracker.checkpoint('p')).to.equal(3n);
+  });
+
+  it('items at the same position all count before the checkpoint reaches it', () => {
+    const tracker = new ProgressTracker<string>();
+    const a = tracker.track('p', 5n);
+    const b = tracker.track('p', 5n);
+    a.flushed();
+    expect(tracker.checkpoint('p')).to.equal(4n);
+    b.flushed();
+    expect(tracker.checkpoint('p')).to.equal(5n);
+  });
+
+  it('forwards every stage to the inner ack', () => {
+    const log: string[] = [];
+    const inner = createAck({
+      onEnqueued: () => log.push('enqueued'),
+      onFlushed: () => log.push('flushed'),
+      onFailed: () => log.push('failed'),
+    });
+    const tracker = new ProgressTracker<string>();
+    tracker.track('p', 1n, inner).flushed();
+    const other = createAck({ onFailed: (e) => log.push(`other failed: ${String(e)}`) });
+    tracker.track('p', 2n, other).failed('boom');
+    expect(log).to.deep.equal(['enqueued', 'flushed', 'other failed: boom']);
+    expect(tracker.checkpoint('p')).to.equal(1n, 'a failed item holds the checkpoint below it');
+  });
+
+  it('rejects positions that go back or fall at or below a reported checkpoint', () => {
+    const tracker = new ProgressTracker<string>();
+    tracker.track('p', 5n);
+    expect(() => tracker.track('p', 4n)).to.throw(RangeError, /position 4 on path p is below the previous one \(5\)/);
+    const done = new ProgressTracker<string>();
+    done.track('q', 5n).flushed();
+    expect(() => done.track('q', 5n)).to.throw(RangeError, /at or below its checkpoint 5/);
+  });
+
+  it('the overall checkpoint is the least over paths; advance() frees an idle path', () => {
+    const tracker = new ProgressTracker<string>();
+    const overall: bigint[] = [];
+    tracker.overall$.subscribe((p) => overall.push(p));
+    tracker.track('a', 100n).flushed();
+    const b = tracker.track('b', 200n);
+    expect(tracker.overall).to.equal(100n);
+    tracker.advance('a', 300n);
+    expect(tracker.overall).to.equal(199n);
+    b.flushed();
+    expect(tracker.overall).to.equal(200n);
+    tracker.remove('b');
+    expect(tracker.overall).to.equal(300n);
+    expect(overall).to.deep.equal([99n, 100n, 199n, 200n, 300n]);
+  });
+
+  it('property: a checkpoint never reaches an unflushed item and reaches the end once all are flushed', () => {
+    const command = fc.oneof(
+      fc.record({ kind: fc.constant('track' as const), path: fc.integer({ min: 0, max: 3 }), step: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({ kind: fc.constant('flush' as const), pick: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(command, { maxLength: 120 }), (commands) => {
+        const tracker = new ProgressTracker<number>();
+        const last = new Map<number, bigint>();
+        const unflushed: Array<{ path: number; position: bigint; ack: Ack }> = [];
+        const all: Array<{ path: number; ack: Ack }> = [];
+        const check = () => {
+          for (const item of unflushed) {
+            const checkpoint = tracker.checkpoint(item.path);
+            if (checkpoint !== undefined) expect(checkpoint < item.position).to.equal(true);
+            if (tracker.overall !== undefined) expect(tracker.overall < item.position).to.equal(true);
+          }
+        };
+        for (const c of commands) {
+          if (c.kind === 'track') {
+            const previous = last.get(c.path) ?? 0n;
+            const checkpoint = tracker.checkpoint(c.path);
+            let position = previous + BigInt(c.step);
+            if (checkpoint !== undefined && position <= checkpoint) position = checkpoint + 1n;
+            last.set(c.path, position);
+            const ack = tracker.track(c.path, position);
+            unflushed.push({ path: c.path, position, ack });
+            all.push({ path: c.path, ack });
+          } else if (unflushed.length > 0) {
+            const [item] = unflushed.splice(c.pick % unflushed.length, 1);
+            item!.ack.flushed();
+          }
+          check();
+        }
+        for (const item of unflushed.splice(0)) item.ack.flushed();
+        for (const [path, position] of last) expect(tracker.checkpoint(path)).to.equal(position);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
