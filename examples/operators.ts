@@ -2,12 +2,13 @@
  * The operators end to end, with no services: three sensor paths and a control path merged fairly,
  * held under a byte watermark, a "rotate" barrier that drains every sensor before the writer switches
  * files, batches cut by size, time or barrier, and a writer that makes each batch durable (append +
- * fdatasync) before it calls flushed(). Per-path checkpoints only ever cover durable readings.
+ * fdatasync) before it calls flushed(). Paths wake as soon as the writer holds their item, while
+ * per-path checkpoints only ever cover durable readings.
  */
 import { mkdtemp, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatMap, lastValueFrom, map } from 'rxjs';
+import { concatMap, lastValueFrom, map, tap } from 'rxjs';
 import { mergePaced, ProgressTracker, type PacedSource } from '../lib/core/index.ts';
 import { batchBy, drainBarrier, watermarkBackpressure, type Batch } from '../operators/index.ts';
 
@@ -93,6 +94,9 @@ export async function run(): Promise<void> {
       marker: (barrier) => ({ kind: 'drain-marker', path: barrier.path, seq: barrier.seq }),
       onDrained: ({ durationMs }) => drains.push(durationMs),
     }),
+    // Early wake: the writer's buffer holds the reading, so its sensor may send the next one now;
+    // the watermark above keeps what is held but not yet durable under highBytes.
+    tap(({ ack }) => ack.enqueued()),
     batchBy({ maxItems: 64, maxDelayMs: 10, isBarrier: ({ value }) => value.kind !== 'reading' }),
     concatMap(async (batch) => {
       await writer.write(batch);

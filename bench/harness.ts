@@ -1,0 +1,105 @@
+/**
+ * Benchmark helpers shared by the suites in bench/: timing, peak memory, parameters and the result
+ * line.
+ *
+ * Invariant guarded here: stdout carries exactly one line per suite run, the result JSON, and it is
+ * the last line; everything else (progress) goes to stderr, so scripts can read `tail -n 1`.
+ */
+import { checkNumber } from '../lib/core/errors.ts';
+
+/** Parameters from the command line (`--key=value`): numbers when they parse as one, else strings. */
+export type BenchParams = Readonly<Record<string, number | string>>;
+
+/** What every suite prints (DESIGN.md section 5); suites add their own fields. */
+export interface BenchResult {
+  suite: string;
+  metric: string;
+  value: number;
+  baseline: number;
+  /** value / baseline, higher is better. */
+  ratio: number;
+  peakRssBytes: number;
+  [field: string]: unknown;
+}
+
+export interface MeasureOptions {
+  /** Untimed runs of `fn` before the timed one (JIT warm-up). Default 0. */
+  warmupRuns?: number;
+}
+
+export interface Measurement<T> {
+  name: string;
+  elapsedNs: bigint;
+  elapsedMs: number;
+  /** What the timed run of `fn` returned. */
+  result: T;
+}
+
+/**
+ * Times one run of `fn` with `process.hrtime.bigint()` after `warmupRuns` untimed runs, and logs it
+ * to stderr. A synchronous `fn` is timed without awaiting anything.
+ */
+export async function measure<T>(
+  name: string,
+  fn: () => T | PromiseLike<T>,
+  options: MeasureOptions = {},
+): Promise<Measurement<T>> {
+  const warmupRuns = checkNumber('measure', 'warmupRuns', options.warmupRuns ?? 0, { min: 0, integer: true });
+  for (let i = 0; i < warmupRuns; i++) await fn();
+  const start = process.hrtime.bigint();
+  const returned = fn();
+  const result = isPromiseLike(returned) ? await returned : returned;
+  const elapsedNs = process.hrtime.bigint() - start;
+  const elapsedMs = Number(elapsedNs) / 1e6;
+  progress(`${name}: ${elapsedMs.toFixed(1)} ms`);
+  return { name, elapsedNs, elapsedMs, result };
+}
+
+/** Events per second for `events` handled in `elapsedNs`. */
+export function eventsPerSecond(events: number, elapsedNs: bigint): number {
+  return (events * 1e9) / Number(elapsedNs);
+}
+
+/** Peak resident set size of this process so far, in bytes. */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** A numeric parameter with its default, checked like an operator option. */
+export function numberParam(
+  params: BenchParams,
+  name: string,
+  fallback: number,
+  range: { min?: number; max?: number; integer?: boolean } = {},
+): number {
+  return checkNumber('bench', `--${name}`, params[name] ?? fallback, range);
+}
+
+/** A progress line, on stderr. */
+export function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/**
+ * Prints the suite's result as one JSON line on stdout (call it once, last) and a readable summary
+ * on stderr. Throws when a required field is missing or not a finite number.
+ */
+export function printResult(result: BenchResult): void {
+  for (const field of ['value', 'baseline', 'ratio', 'peakRssBytes'] as const) {
+    if (typeof result[field] !== 'number' || !Number.isFinite(result[field])) {
+      throw new TypeError(`bench result of ${result.suite}: ${field} must be a finite number, got ${String(result[field])}`);
+    }
+  }
+  progress(
+    `${result.suite}: ${result.metric} ${formatNumber(result.value)} vs baseline ${formatNumber(result.baseline)}, ratio ${result.ratio.toFixed(3)}, peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(1)} MiB`,
+  );
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function formatNumber(value: number): string {
+  return value >= 1000 ? Math.round(value).toLocaleString('en-US') : value.toPrecision(4);
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | null)?.then === 'function';
+}
