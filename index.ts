@@ -1,6 +1,7 @@
 /** sluice: the two-stage ack core and the operators. Flows: `sluice/pipelines/<flow>`. */
 export {
   createAck,
+  bindAck,
   ackAll,
   acked,
   isAcked,
@@ -13,6 +14,7 @@ export {
   BufferOverflowError,
   type Ack,
   type Acked,
+  type AckHandler,
   type AckHandlers,
   type CheckpointChange,
   type PacedOptions,

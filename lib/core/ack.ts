@@ -29,38 +29,76 @@ export interface AckHandlers {
   onFailed?: (error: unknown) => void;
 }
 
+/**
+ * Stage handlers shared by many acks, each ack passing its own context: the allocation-free form of
+ * `createAck` for hot paths, where a closure per item would cost memory for as long as the item lives.
+ */
+export interface AckHandler<C> {
+  enqueued?(context: C): void;
+  flushed?(context: C): void;
+  failed?(context: C, error: unknown): void;
+}
+
 const PENDING = 0;
 const ENQUEUED = 1;
-const FLUSHED = 2;
-const FAILED = 3;
+const SETTLED = 2;
 
-class OnceAck implements Ack {
+class OnceAck<C> implements Ack {
   private state = PENDING;
-  private readonly handlers: AckHandlers;
+  // Dropped once settled, so a settled ack keeps nothing alive.
+  private handler: AckHandler<C> | undefined;
+  private context: C | undefined;
 
-  constructor(handlers: AckHandlers) {
-    this.handlers = handlers;
+  constructor(handler: AckHandler<C>, context: C) {
+    this.handler = handler;
+    this.context = context;
   }
 
   enqueued(): void {
     if (this.state !== PENDING) return;
     this.state = ENQUEUED;
-    this.handlers.onEnqueued?.();
+    this.handler!.enqueued?.(this.context as C);
   }
 
   flushed(): void {
-    if (this.state === FLUSHED || this.state === FAILED) return;
+    if (this.state === SETTLED) return;
     this.enqueued();
-    this.state = FLUSHED;
-    this.handlers.onFlushed?.();
+    const { handler, context } = this.settle();
+    handler?.flushed?.(context as C);
   }
 
   failed(error: unknown): void {
-    if (this.state === FLUSHED || this.state === FAILED) return;
-    this.state = FAILED;
-    this.handlers.onFailed?.(error);
+    if (this.state === SETTLED) return;
+    const { handler, context } = this.settle();
+    handler?.failed?.(context as C, error);
+  }
+
+  private settle(): { handler: AckHandler<C> | undefined; context: C | undefined } {
+    const taken = { handler: this.handler, context: this.context };
+    this.state = SETTLED;
+    this.handler = undefined;
+    this.context = undefined;
+    return taken;
   }
 }
+
+/**
+ * Makes an ack whose stages call `handler` with `context`, each at most once, `enqueued` before
+ * `flushed` (which implies it). One handler serves every item; the context is the item's own state.
+ *
+ * @example
+ * const wake: AckHandler<Path> = { enqueued: (path) => path.pullNext() };
+ * subscriber.next({ value, ack: bindAck(wake, path) });
+ */
+export function bindAck<C>(handler: AckHandler<C>, context: C): Ack {
+  return new OnceAck(handler, context);
+}
+
+const CALLBACKS: AckHandler<AckHandlers> = {
+  enqueued: (handlers) => handlers.onEnqueued?.(),
+  flushed: (handlers) => handlers.onFlushed?.(),
+  failed: (handlers, error) => handlers.onFailed?.(error),
+};
 
 /**
  * Makes an ack whose stages call the given handlers, each at most once.
@@ -69,7 +107,7 @@ class OnceAck implements Ack {
  * const ack = createAck({ onEnqueued: wakePath, onFlushed: () => tracker.flush(position) });
  */
 export function createAck(handlers: AckHandlers = {}): Ack {
-  return new OnceAck(handlers);
+  return new OnceAck(CALLBACKS, handlers);
 }
 
 const NOOP_ACK: Ack = Object.freeze({

@@ -7,7 +7,7 @@
  * emitting loop yields to the scheduler every `burst` items so timers and I/O still run).
  */
 import { asyncScheduler, Observable, type SchedulerLike, type Subscriber } from 'rxjs';
-import { createAck, type Acked } from './ack.ts';
+import { bindAck, type AckHandler, type Acked } from './ack.ts';
 import { checkNumber } from './errors.ts';
 import { Queue } from './queue.ts';
 
@@ -136,6 +136,14 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
       }
     };
 
+    // One handler for every ack: an item's wake lets its path pull the next one.
+    const wake: AckHandler<PacedPath<T>> = {
+      enqueued: (path) => {
+        path.inFlight--;
+        pull(path);
+      },
+    };
+
     const emit = () => {
       if (emitting || yieldScheduled) return;
       emitting = true;
@@ -154,13 +162,7 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
           }
           sinceYield++;
           const { path, value } = ready.shift()!;
-          const ack = createAck({
-            onEnqueued: () => {
-              path.inFlight--;
-              pull(path);
-            },
-          });
-          subscriber.next({ value, ack });
+          subscriber.next({ value, ack: bindAck(wake, path) });
         }
         if (open === 0 && ready.length === 0) subscriber.complete();
       } finally {

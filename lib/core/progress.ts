@@ -9,7 +9,7 @@
  * accepting it would let a restart skip it).
  */
 import { Observable, Subject } from 'rxjs';
-import { createAck, noopAck, type Ack } from './ack.ts';
+import { bindAck, noopAck, type Ack, type AckHandler } from './ack.ts';
 
 /** A checkpoint change: the path's new checkpoint position. */
 export interface CheckpointChange<P> {
@@ -17,13 +17,17 @@ export interface CheckpointChange<P> {
   readonly position: bigint;
 }
 
-interface Pending {
+/** A tracked item; also the context of its ack, so tracking allocates no closure per item. */
+interface Pending<P> {
   readonly position: bigint;
   flushed: boolean;
+  readonly path: P;
+  readonly state: PathProgress<P>;
+  readonly inner: Ack;
 }
 
-class PathProgress {
-  readonly pending: Pending[] = [];
+class PathProgress<P> {
+  readonly pending: Pending<P>[] = [];
   head = 0;
   /** Highest position tracked or advanced to; undefined before the first. */
   highest: bigint | undefined;
@@ -57,7 +61,7 @@ class PathProgress {
  * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
  */
 export class ProgressTracker<P = string> {
-  private readonly paths = new Map<P, PathProgress>();
+  private readonly paths = new Map<P, PathProgress<P>>();
   private readonly changes = new Subject<CheckpointChange<P>>();
   private readonly overallChanges = new Subject<bigint>();
   private overallValue: bigint | undefined;
@@ -80,24 +84,27 @@ export class ProgressTracker<P = string> {
         `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.checkpoint}, already reported; give items distinct, growing positions`,
       );
     }
-    const entry: Pending = { position, flushed: false };
+    const entry: Pending<P> = { position, flushed: false, path, state, inner };
     state.pending.push(entry);
     if (state.highest === undefined || position > state.highest) state.highest = position;
     this.update(path, state);
-    return createAck({
-      onEnqueued: () => inner.enqueued(),
-      onFlushed: () => {
-        entry.flushed = true;
-        if (state.pending[state.head] === entry) {
-          state.dropFlushedFront();
-          this.update(path, state);
-        }
-        inner.flushed();
-      },
-      // A failed item stays unflushed: the checkpoint stops below it.
-      onFailed: (error) => inner.failed(error),
-    });
+    return bindAck(this.stages, entry);
   }
+
+  private readonly stages: AckHandler<Pending<P>> = {
+    enqueued: (entry) => entry.inner.enqueued(),
+    flushed: (entry) => {
+      entry.flushed = true;
+      const { state } = entry;
+      if (state.pending[state.head] === entry) {
+        state.dropFlushedFront();
+        this.update(entry.path, state);
+      }
+      entry.inner.flushed();
+    },
+    // A failed item stays unflushed: the checkpoint stops below it.
+    failed: (entry, error) => entry.inner.failed(error),
+  };
 
   /**
    * Declares that no item at or below `position` will be tracked on `path` (a resolved position),
@@ -158,7 +165,7 @@ export class ProgressTracker<P = string> {
     });
   }
 
-  private stateOf(path: P): PathProgress {
+  private stateOf(path: P): PathProgress<P> {
     let state = this.paths.get(path);
     if (!state) {
       state = new PathProgress();
@@ -167,7 +174,7 @@ export class ProgressTracker<P = string> {
     return state;
   }
 
-  private update(path: P, state: PathProgress): void {
+  private update(path: P, state: PathProgress<P>): void {
     const next = state.compute();
     if (next === undefined || next === state.checkpoint) return;
     const previous = state.checkpoint;
