@@ -6,7 +6,8 @@
  * the spool's accept rate (bytes stored per second, the rate its producer is woken at), and peak RSS
  * is read right after that phase. Baseline, in the same process afterwards: the same records written
  * sequentially with fs.write, one awaited call per record (and, for reference, per 1 MiB chunk).
- * Targets: ratio >= 0.5; peak RSS <= memoryBytes + 96 MiB.
+ * Targets: ratio >= 0.5; peak RSS <= memoryBytes + 96 MiB. Also reported: the spool's own peak memory by
+ * its accounting (values + bookkeeping), which memoryBytes bounds.
  *
  * The measured phases run in a child `node` on JavaScript compiled by tsc, as an application runs
  * the spool: under tsx, the loader alone holds ~50 MiB and esbuild's keepNames gives every closure
@@ -18,9 +19,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { map } from 'rxjs';
-import { bindAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
-import { fromPaced } from '../lib/core/paced.ts';
+import { Subject } from 'rxjs';
+import { bindAck, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { spool, type SpoolStats } from '../operators/spool.ts';
 import { type BenchParams, measure, numberParam, peakRssBytes, printResult, progress } from './harness.ts';
 
@@ -70,9 +70,10 @@ function spillThroughSpool(
 ): Promise<SpoolStats> {
   return new Promise((resolve, reject) => {
     const spooled = spool<Buffer>({ dir: join(dir, 'spool'), memoryBytes, windowBytes: 4 * MiB, segmentBytes: 64 * MiB });
+    // The spool's own memory by its accounting: values in memory plus the bookkeeping of queued items.
     let peak: SpoolStats | undefined;
     const statsSubscription = spooled.stats$.subscribe((s) => {
-      if (!peak || s.memoryBytes + s.diskBytes > peak.memoryBytes + peak.diskBytes) peak = s;
+      if (!peak || s.memoryBytes + s.indexBytes > peak.memoryBytes + peak.indexBytes) peak = s;
     });
     const out: (Acked<Buffer> | undefined)[] = [];
     let flushedUpTo = 0;
@@ -95,21 +96,26 @@ function spillThroughSpool(
       if (error) reject(error);
       else resolve(peak!);
     };
-    // Counts stores: the spool wakes a record once it is in memory or written to a segment.
-    const counting: AckHandler<Ack> = {
-      enqueued: (upstream) => {
-        upstream.enqueued();
+    // The producer: `window` records out at a time, the next one sent as each is stored (woken);
+    // its ack is all it keeps per record, as a paced source's would be.
+    const window = 256;
+    const source = new Subject<Acked<Buffer>>();
+    const produced = records(count, recordBytes);
+    const stores: AckHandler<null> = {
+      enqueued: () => {
         if (++stored === count) setImmediate(finish);
+        // On a microtask, like a paced source: a wake during accept must not recurse into it.
+        else queueMicrotask(sendNext);
       },
-      flushed: (upstream) => upstream.flushed(),
-      failed: (upstream, error) => upstream.failed(error),
     };
-    const subscription = fromPaced(records(count, recordBytes), { window: 256 })
-      .pipe(
-        map(({ value, ack }) => ({ value, ack: bindAck(counting, ack) })),
-        spooled,
-      )
+    const sendNext = () => {
+      const next = produced.next();
+      if (!next.done) source.next({ value: next.value, ack: bindAck(stores, null) });
+    };
+    const subscription = source
+      .pipe(spooled)
       .subscribe({ next: (item) => out.push(item), error: finish });
+    for (let i = 0; i < window; i++) sendNext();
   });
 }
 
@@ -127,14 +133,20 @@ export async function measurePhases(params: BenchParams): Promise<void> {
     // The consumer's pace: a tenth of the disk rate (measured beforehand on a sample when not given).
     let consumerRate = diskBytesPerSecond / 10;
     if (consumerRate === 0) {
-      const sample = Math.min(count, 8192);
+      const sample = Math.min(count, 2048);
       const timed = await measure('disk rate sample', () => rawWrite(dir, sample, recordBytes, recordBytes));
       consumerRate = (sample * recordBytes) / (timed.elapsedMs / 1000) / 10;
     }
     progress(`consumer flushes at ${(consumerRate / MiB).toFixed(1)} MiB/s`);
     const spilled = await measure('spool: every record stored', () => spillThroughSpool(dir, count, recordBytes, memoryBytes, consumerRate));
     const peakRss = peakRssBytes();
-    progress(`peak spool: memory ${(spilled.result.memoryBytes / MiB).toFixed(1)} MiB, disk ${(spilled.result.diskBytes / MiB).toFixed(1)} MiB`);
+    const spoolPeak = spilled.result;
+    const accounted = spoolPeak.memoryBytes + spoolPeak.indexBytes;
+    const heap = process.memoryUsage();
+    progress(
+      `peak spool memory ${(accounted / MiB).toFixed(1)} MiB (values ${(spoolPeak.memoryBytes / MiB).toFixed(1)} + bookkeeping ${(spoolPeak.indexBytes / MiB).toFixed(1)}), ` +
+        `disk ${(spoolPeak.diskBytes / MiB).toFixed(1)} MiB; process now: heap ${(heap.heapUsed / MiB).toFixed(1)} MiB, external ${(heap.external / MiB).toFixed(1)} MiB`,
+    );
     const raw = await measure('baseline: fs.write per record, sequential', () => rawWrite(dir, count, recordBytes, recordBytes));
     const chunked = await measure('reference: fs.write per 1 MiB chunk, sequential', () => rawWrite(dir, count, recordBytes, MiB));
     const rate = (elapsedMs: number) => bytes / (elapsedMs / 1000);
@@ -148,6 +160,8 @@ export async function measurePhases(params: BenchParams): Promise<void> {
       peakRssBytes: peakRss,
       rssLimitBytes: rssLimit,
       withinRssLimit: peakRss <= rssLimit,
+      peakSpoolMemoryBytes: accounted,
+      nodeFlags: process.execArgv.filter((flag) => flag.startsWith('--max')).join(' '),
       chunkedWriteBytesPerSecond: rate(chunked.elapsedMs),
       vsChunkedWrite: rate(spilled.elapsedMs) / rate(chunked.elapsedMs),
       totalBytes: bytes,
@@ -173,7 +187,9 @@ export async function run(params: BenchParams): Promise<void> {
     stdio: 'inherit',
   });
   const script = `import { measurePhases } from ${JSON.stringify(join(outDir, 'bench', 'spool.js'))}; await measurePhases(${JSON.stringify(params)});`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
+  // A small young generation, as a memory-bounded service would run: V8's default semi-spaces alone
+  // take 32-48 MiB and let dead record buffers pile up between scavenges.
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   rmSync(outDir, { recursive: true, force: true });
   if (code !== 0) throw new Error(`spool bench: the measuring process exited with ${code}`);

@@ -11,7 +11,7 @@ export interface Example {
 export const examples: readonly Example[] = [
   {
     name: 'operators',
-    summary: 'paced paths -> watermarkBackpressure -> drainBarrier -> batchBy -> a durable file writer, with checkpoints',
+    summary: 'paced paths -> watermarkBackpressure -> drainBarrier -> spool -> batchBy -> a durable file writer, with checkpoints',
     load: () => import('./operators.ts'),
   },
 ];

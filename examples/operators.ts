@@ -1,16 +1,17 @@
 /**
  * The operators end to end, with no services: three sensor paths and a control path merged fairly,
  * held under a byte watermark, a "rotate" barrier that drains every sensor before the writer switches
- * files, batches cut by size, time or barrier, and a writer that makes each batch durable (append +
- * fdatasync) before it calls flushed(). Paths wake as soon as the writer holds their item, while
+ * files, a spool that holds readings in memory and spills the rest to disk, batches cut by size,
+ * time or barrier, and a writer that makes each batch durable (append + fdatasync) before it calls
+ * flushed(). Paths wake as soon as the writer holds their item, while
  * per-path checkpoints only ever cover durable readings.
  */
 import { mkdtemp, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatMap, lastValueFrom, map, tap } from 'rxjs';
+import { concatMap, lastValueFrom, map } from 'rxjs';
 import { mergePaced, ProgressTracker, type PacedSource } from '../lib/core/index.ts';
-import { batchBy, drainBarrier, watermarkBackpressure, type Batch } from '../operators/index.ts';
+import { batchBy, drainBarrier, spool, watermarkBackpressure, type Batch } from '../operators/index.ts';
 
 type Item =
   | { kind: 'reading'; path: string; seq: number; celsius: number }
@@ -78,6 +79,16 @@ export async function run(): Promise<void> {
   const reasons = new Map<string, number>();
   const drains: number[] = [];
 
+  const spooled = spool<Item>({
+    dir: join(dir, 'spool'),
+    memoryBytes: 2 * 1024,
+    windowBytes: 1024,
+    codec: { encode: (item) => Buffer.from(JSON.stringify(item)), decode: (bytes) => JSON.parse(Buffer.from(bytes).toString()) as Item },
+    sizeOf: () => 32,
+  });
+  let spilled = 0;
+  spooled.stats$.subscribe((s) => (spilled = Math.max(spilled, s.spilledItems)));
+
   const paths: PacedSource<Item>[] = [sensor('s1'), sensor('s2'), sensor('s3'), control()];
   const pipeline = mergePaced(paths, { window: 2 }).pipe(
     map(({ value, ack }) => ({ value, ack: tracker.track(value.path, BigInt(value.seq), ack) })),
@@ -94,10 +105,11 @@ export async function run(): Promise<void> {
       marker: (barrier) => ({ kind: 'drain-marker', path: barrier.path, seq: barrier.seq }),
       onDrained: ({ durationMs }) => drains.push(durationMs),
     }),
-    // Early wake: the writer's buffer holds the reading, so its sensor may send the next one now;
-    // the watermark above keeps what is held but not yet durable under highBytes.
-    tap(({ ack }) => ack.enqueued()),
-    batchBy({ maxItems: 64, maxDelayMs: 10, isBarrier: ({ value }) => value.kind !== 'reading' }),
+    // Early wake: once the spool holds a reading (in memory, or spilled to disk past 2 KiB), its
+    // sensor may send the next one; the watermark above keeps what is not yet durable under highBytes.
+    spooled,
+    // A batch fills the spool's window (1 KiB of 32-byte readings), so it is cut by size, not by time.
+    batchBy({ maxItems: 32, maxDelayMs: 10, isBarrier: ({ value }) => value.kind !== 'reading' }),
     concatMap(async (batch) => {
       await writer.write(batch);
       batch.ack.flushed(); // only now is every member durable
@@ -119,6 +131,7 @@ export async function run(): Promise<void> {
   console.log(`  batches by reason: ${JSON.stringify(Object.fromEntries(reasons))}`);
   console.log(`  barriers drained: ${drains.length} (longest ${Math.max(0, ...drains).toFixed(1)} ms)`);
   console.log(`  wakes held above the high mark: ${wakes.suppressed}, released at the low mark: ${wakes.resumed}`);
+  console.log(`  readings spilled to disk by the spool: ${spilled}`);
   console.log(`  checkpoints: ${['s1', 's2', 's3', 'control'].map((p) => `${p}=${tracker.checkpoint(p)}`).join(' ')}`);
   if (rows !== 3 * READINGS_PER_SENSOR) throw new Error(`expected ${3 * READINGS_PER_SENSOR} readings on disk, found ${rows}`);
   await rm(dir, { recursive: true, force: true });

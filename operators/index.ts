@@ -11,3 +11,4 @@ export {
 } from './adaptiveBatch.ts';
 export { shardBy, shardOf, SHARD_BY_DEFAULTS, type ShardByOptions, type ShardStats } from './shardBy.ts';
 export { orderedMergeMap, ORDERED_MERGE_MAP_DEFAULTS, type OrderedMergeMapOptions } from './orderedMergeMap.ts';
+export { spool, SPOOL_DEFAULTS, type SpoolCodec, type SpoolOperator, type SpoolOptions, type SpoolStats } from './spool.ts';

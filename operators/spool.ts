@@ -1,6 +1,6 @@
 /**
  * spool: a bounded memory tier that spills to disk segments, so accepting an item never blocks
- * and memory never grows past its quota, while emission keeps input order.
+ * and memory stays within its quota, while emission keeps input order.
  *
  * Invariants guarded here: every accepted item is emitted exactly once, in input order, whether it
  * waited in memory or on disk; `enqueued()` is called only once the item is stored (in memory, or
@@ -26,7 +26,11 @@ export interface SpoolCodec<T> {
 export interface SpoolOptions<T> {
   /** The spool's own folder (absolute): wiped at start and removed at teardown. */
   dir: string;
-  /** Bytes held in memory before items spill to disk. Default 0.2 × diskQuotaBytes. */
+  /**
+   * Bytes held in memory: values in the memory tier plus an estimated 160 B of bookkeeping per queued
+   * item (spilled ones too). A value that does not fit spills to disk, and as the bookkeeping grows
+   * the newest values in memory move to disk. Default 0.2 × diskQuotaBytes.
+   */
   memoryBytes?: number;
   /** Bytes of segment files on disk; beyond it wakes are held (reason `quota`). Default 10 GiB. */
   diskQuotaBytes?: number;
@@ -34,7 +38,7 @@ export interface SpoolOptions<T> {
   segmentBytes?: number;
   /** Bytes emitted downstream and not yet flushed. Default 64 MiB. */
   windowBytes?: number;
-  /** Bytes of read-back prepared ahead of emission, in batched positioned reads. Default 4 MiB. */
+  /** Bytes of read-back prepared ahead of emission, in batched positioned reads. Default 1 MiB. */
   readAheadBytes?: number;
   /** Needed unless values are Uint8Array (Buffers). */
   codec?: SpoolCodec<T>;
@@ -46,6 +50,8 @@ export interface SpoolStats {
   /** Bytes and items waiting in the memory tier (not counting quota-held items). */
   memoryBytes: number;
   memoryItems: number;
+  /** Estimated memory of the queued items' bookkeeping (160 B each), charged to memoryBytes too. */
+  indexBytes: number;
   /** Bytes of segment files on disk, and items waiting there. */
   diskBytes: number;
   diskItems: number;
@@ -73,15 +79,27 @@ export const SPOOL_DEFAULTS = {
   memoryShareOfQuota: 0.2,
   segmentBytes: 64 * MiB,
   windowBytes: 64 * MiB,
-  readAheadBytes: 4 * MiB,
+  readAheadBytes: 1 * MiB,
 } as const;
 
 const OWNER = 'spool';
 
+/**
+ * What one queued item costs in memory besides its value (its entry, the upstream ack it keeps,
+ * its slots in the queue and the segment index; measured at about 152 B on Node 20). It is charged
+ * to `memoryBytes`, so a spool with many small items spilled keeps fewer values in memory instead
+ * of growing past its quota.
+ */
+const ENTRY_BYTES = 160;
+
+/** Items looked at for one read-ahead batch, so tiny or in-memory items cannot make it scan far. */
+const MAX_READ_AHEAD_ITEMS = 4096;
+
 /** Folders of live spools in this process: two spools wiping one folder would destroy each other. */
 const foldersInUse = new Set<string>();
 
-type Tier = 'memory' | 'disk' | 'held' | 'oversized';
+/** Where a queued item waits; `emitted` once it left (its entry lives on as its ack's context). */
+type Tier = 'memory' | 'disk' | 'held' | 'oversized' | 'emitted';
 
 /**
  * One accepted item, from arrival until it is flushed downstream; also the context of its emitted
@@ -117,6 +135,10 @@ class Entry<T> implements DiskPointer {
  * disk segments, and emits them downstream in input order while the bytes emitted and not yet
  * flushed stay under `windowBytes`.
  *
+ * Memory: values in memory plus an estimated 160 B per queued item stay within `memoryBytes`; the
+ * newest values move to disk as spilled items' bookkeeping grows. Past that (when the bookkeeping
+ * alone needs more), it grows with the disk: at most diskQuotaBytes / record size items.
+ *
  * Lossless: nothing is dropped; a full disk quota holds the wakes of further items (their paths
  * stop) until flushes free a segment or the memory tier, and those items wait in memory meanwhile,
  * so memory beyond `memoryBytes` is bounded by what paced sources already sent. An item larger than
@@ -145,6 +167,10 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         return;
       }
       const pending = new Queue<Entry<T>>();
+      /** Entries placed in the memory tier, oldest first; emitted or evicted ones are skipped lazily. */
+      const inMemory = new Queue<Entry<T>>();
+      /** Entries whose wake is held (disk quota), oldest first; emitted ones are skipped lazily. */
+      const held = new Queue<Entry<T>>();
       let memoryUsed = 0;
       let memoryItems = 0;
       let diskItems = 0;
@@ -182,6 +208,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         stats$.next({
           memoryBytes: memoryUsed,
           memoryItems,
+          indexBytes: indexBytes(),
           diskBytes: disk.diskBytes,
           diskItems,
           segments: disk.segments,
@@ -202,61 +229,96 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         if (!closed) subscriber.error(error);
       };
 
-      const encode = (value: T): Uint8Array => {
-        if (codec) return codec.encode(value);
-        if (value instanceof Uint8Array) return value;
-        throw new TypeError(`${OWNER}: item #${index} is not a Uint8Array; give the spool a codec for such values`);
-      };
+      // Without a codec, values are bytes (checked as they arrive).
+      const encode = (value: T): Uint8Array => (codec ? codec.encode(value) : (value as Uint8Array));
+
+      /** The estimated memory of the queued items themselves (entries, acks, index), values aside. */
+      const indexBytes = () => pending.length * ENTRY_BYTES;
 
       /** Room on disk for `recordBytes` more, counting what is on its way to the files. */
       const diskHasRoom = (recordBytes: number) => store.stats.diskBytes + recordBytes <= diskQuotaBytes;
 
       /** Stores an entry in memory, on disk, or holds it (quota); wakes its path once stored. */
       const place = (entry: Entry<T>, value: T): void => {
-        if (memoryUsed + entry.bytes <= memoryBytes) {
+        if (memoryUsed + indexBytes() + entry.bytes <= memoryBytes) {
           entry.tier = 'memory';
           memoryUsed += entry.bytes;
           memoryItems++;
+          inMemory.push(entry);
           entry.ack.enqueued();
           return;
         }
-        const payload = encode(value);
-        if (!diskHasRoom(payload.byteLength + RECORD_HEADER_BYTES)) {
+        if (!spill(entry, value)) {
           entry.tier = 'held';
           heldWakes++;
-          return;
         }
+      };
+
+      /** Places a new entry; one that has to wait joins the held queue. */
+      const admit = (entry: Entry<T>, value: T): void => {
+        place(entry, value);
+        if (entry.tier === 'held') held.push(entry);
+      };
+
+      /** Writes an entry's value to a segment; false when the disk quota has no room for it. */
+      const spill = (entry: Entry<T>, value: T): boolean => {
+        const payload = encode(value);
+        if (!diskHasRoom(payload.byteLength + RECORD_HEADER_BYTES)) return false;
         entry.tier = 'disk';
         entry.value = undefined;
         diskItems++;
         spilledItems++;
         entry.spilledTo(store.append(payload, entry));
+        return true;
+      };
+
+      /**
+       * Keeps values plus bookkeeping within memoryBytes as the bookkeeping of spilled items grows:
+       * the newest values in memory (the last to be emitted) move to disk. Order is unaffected.
+       */
+      const evictOverQuota = () => {
+        while (memoryUsed > 0 && memoryUsed + indexBytes() > memoryBytes) {
+          const entry = inMemory.pop();
+          if (entry === undefined) return;
+          if (entry.tier !== 'memory') continue;
+          const bytes = entry.bytes;
+          if (!spill(entry, entry.value as T)) {
+            inMemory.push(entry);
+            return;
+          }
+          memoryUsed -= bytes;
+          memoryItems--;
+        }
       };
 
       /** A flush freed memory or a segment: held items take the room, in order. */
       const placeHeld = () => {
-        if (heldWakes === 0) return;
-        for (const entry of pending) {
-          if (entry.tier !== 'held') continue;
-          heldWakes--;
-          place(entry, entry.value as T);
-          // Still no room: later held items wait too, so wakes are released in input order.
-          if (entry.tier === 'held') return;
+        for (let entry = held.peek(); entry !== undefined; entry = held.peek()) {
+          if (entry.tier === 'held') {
+            heldWakes--;
+            place(entry, entry.value as T);
+            // Still no room: later held items wait too, so wakes are released in input order.
+            if (entry.tier === 'held') return;
+          }
+          held.shift();
         }
       };
 
       const accept = (item: Acked<T>) => {
         let bytes: number;
         try {
+          if (!codec && !(item.value instanceof Uint8Array)) {
+            throw new TypeError(`${OWNER}: item #${index} is not a Uint8Array; give the spool a codec for such values`);
+          }
           bytes = checkedSize(sizeOf(item.value), index);
           const entry = new Entry(item.ack, bytes, item.value);
-          if (bytes > diskQuotaBytes && memoryUsed + bytes > memoryBytes) {
+          pending.push(entry);
+          if (bytes > diskQuotaBytes && memoryUsed + indexBytes() + bytes > memoryBytes) {
             entry.tier = 'oversized';
             oversizedItems++;
           } else {
-            place(entry, item.value);
+            admit(entry, item.value);
           }
-          pending.push(entry);
         } catch (error) {
           subscriber.error(error);
           return;
@@ -271,8 +333,9 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         if (reading || head === undefined || !windowAdmits(head)) return;
         const batch: Entry<T>[] = [];
         let budget = Math.max(head.bytes, Math.min(readAheadBytes, windowBytes - windowUsed));
+        let scanned = 0;
         for (const entry of pending) {
-          if (budget < entry.bytes && batch.length > 0) break;
+          if ((budget < entry.bytes && batch.length > 0) || ++scanned > MAX_READ_AHEAD_ITEMS) break;
           budget -= entry.bytes;
           if (entry.tier === 'disk' && entry.value === undefined) batch.push(entry);
         }
@@ -325,6 +388,9 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
           heldWakes--;
           upstream.enqueued();
         }
+        entry.tier = 'emitted';
+        // Emitted (and evicted) entries leave the memory list lazily: drop those at its front now.
+        while (inMemory.length > 0 && inMemory.peek()!.tier !== 'memory') inMemory.shift();
         subscriber.next({ value, ack: bindAck(emitted, entry) });
       };
 
@@ -345,6 +411,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         pumping = true;
         try {
           placeHeld();
+          evictOverQuota();
           for (let head = pending.peek(); head !== undefined && !subscriber.closed; head = pending.peek()) {
             if (!windowAdmits(head) || (head.tier === 'disk' && head.value === undefined)) break;
             pending.shift();
@@ -374,6 +441,8 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
       return () => {
         closed = true;
         pending.clear();
+        inMemory.clear();
+        held.clear();
         store.close();
         foldersInUse.delete(dir);
         stats$.next(emptyStats());
@@ -387,6 +456,7 @@ function emptyStats(): SpoolStats {
   return {
     memoryBytes: 0,
     memoryItems: 0,
+    indexBytes: 0,
     diskBytes: 0,
     diskItems: 0,
     segments: 0,

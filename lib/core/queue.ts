@@ -32,6 +32,14 @@ export class Queue<T> {
     return item;
   }
 
+  /** Removes and returns the newest item. */
+  pop(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items.pop();
+    if (this.head === this.items.length) this.clear();
+    return item;
+  }
+
   /** Removes and returns every item, oldest first. */
   drain(): T[] {
     const all = this.items.slice(this.head) as T[];

@@ -61,8 +61,8 @@ export const RECORD_HEADER_BYTES = 8;
 /** The file that marks a folder as a spool folder, which the store may wipe. */
 export const SPOOL_MARKER_FILE = '.sluice-spool';
 
-/** Appends pending on a segment are cut into writes of about this many bytes, one in flight at a time. */
-const MAX_WRITE_BYTES = 4 * 1024 * 1024;
+/** Records are written in buffers of this many bytes (reused), one write in flight per segment. */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Write buffers kept for reuse. */
 const SPARE_WRITE_BUFFERS = 2;
 /** Contiguous records are read together up to this many bytes (one larger record is read alone). */
@@ -134,9 +134,9 @@ class Segment {
   releasedBits = new Uint8Array(64);
   /** Records appended and not released. */
   live = 0;
-  /** Appended bytes not yet handed to a write, cut at MAX_WRITE_BYTES. */
+  /** Appended bytes not yet handed to a write, cut at WRITE_BUFFER_BYTES. */
   readonly pendingWrites = new Queue<PendingWrite>();
-  /** The pending write that new appends join, while it is under MAX_WRITE_BYTES. */
+  /** The pending write that new appends join, while it is under WRITE_BUFFER_BYTES. */
   filling: PendingWrite | undefined;
   writing = false;
   flushScheduled = false;
@@ -452,14 +452,14 @@ export class SegmentStore<K = unknown> {
 
   /** A buffer for the next write: a recycled one of the usual size, or a new one large enough. */
   private writeBuffer(recordBytes: number): Buffer {
-    const usual = Math.min(MAX_WRITE_BYTES, this.segmentBytes);
+    const usual = Math.min(WRITE_BUFFER_BYTES, this.segmentBytes);
     if (recordBytes <= usual && this.spareBuffers.length > 0) return this.spareBuffers.pop()!;
     return Buffer.allocUnsafeSlow(Math.max(usual, recordBytes));
   }
 
   /** Keeps a few write buffers of the usual size for reuse, so steady writing allocates nothing. */
   private recycle(buffer: Buffer): void {
-    if (buffer.length === Math.min(MAX_WRITE_BYTES, this.segmentBytes) && this.spareBuffers.length < SPARE_WRITE_BUFFERS) {
+    if (buffer.length === Math.min(WRITE_BUFFER_BYTES, this.segmentBytes) && this.spareBuffers.length < SPARE_WRITE_BUFFERS) {
       this.spareBuffers.push(buffer);
     }
   }

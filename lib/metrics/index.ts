@@ -15,5 +15,5 @@ export { watermarkMetrics } from './watermark.ts';
 export { drainBarrierMetrics, type DrainBarrierMetrics } from './drainBarrier.ts';
 export { adaptiveBatchMetrics } from './adaptiveBatch.ts';
 export { shardMetrics } from './shard.ts';
-export { spoolMetrics, type SpoolStatsLike } from './spool.ts';
+export { spoolMetrics } from './spool.ts';
 export { flushMetrics, type FlushMetrics } from './flush.ts';

@@ -6,32 +6,16 @@
  * its counters only move forward.
  */
 import { checkLabels, instrumentsIn, isStats, setGauge, TotalCounter, type MetricLabels } from './instruments.ts';
+import type { SpoolStats } from '../../operators/spool.ts';
 import type { AnyRegistry } from './registry.ts';
 
 const OWNER = 'spoolMetrics';
-
-/** The spool's stats, structurally (so lib/metrics does not depend on operators/spool.ts). */
-export interface SpoolStatsLike {
-  memoryBytes: number;
-  memoryItems: number;
-  diskBytes: number;
-  diskItems: number;
-  segments: number;
-  heldWakes: number;
-  holdReason: 'quota' | null;
-  /** Bytes emitted downstream and not yet flushed. */
-  windowBytes: number;
-  /** Items spilled to disk since subscribe. */
-  spilledItems: number;
-  /** Items too large for the quota since subscribe. */
-  oversizedItems: number;
-}
 
 /**
  * Binds `spool` stats to metrics in `registry` under `labels`; returns the callback that takes
  * each stats value (the operator's `onStats`, or a subscriber of its stats stream).
  *
- * Gauges `spool_memory_bytes`, `spool_memory_items`, `spool_disk_bytes`, `spool_disk_items`,
+ * Gauges `spool_memory_bytes`, `spool_memory_items`, `spool_index_bytes`, `spool_disk_bytes`, `spool_disk_items`,
  * `spool_segments`, `spool_held_wakes`, `spool_window_bytes`, `spool_quota_hold` (1 while
  * holdReason is 'quota', else 0); counters `spool_spilled_items_total`,
  * `spool_oversized_items_total` (increase of the stats' totals).
@@ -39,11 +23,12 @@ export interface SpoolStatsLike {
  * @example
  * spooled.stats$.subscribe(spoolMetrics(registry, { pipeline: 'cdc' }));
  */
-export function spoolMetrics(registry: AnyRegistry, labels: MetricLabels): (stats: Readonly<SpoolStatsLike>) => void {
+export function spoolMetrics(registry: AnyRegistry, labels: MetricLabels): (stats: Readonly<SpoolStats>) => void {
   const series = checkLabels(OWNER, labels);
   const metrics = instrumentsIn(OWNER, registry, Object.keys(series));
   const memoryBytes = metrics.gauge('spool_memory_bytes', 'Bytes waiting in the spool memory tier.');
   const memoryItems = metrics.gauge('spool_memory_items', 'Items waiting in the spool memory tier.');
+  const indexBytes = metrics.gauge('spool_index_bytes', 'Estimated memory of the bookkeeping of items queued in the spool.');
   const diskBytes = metrics.gauge('spool_disk_bytes', 'Bytes of the spool disk segment files.');
   const diskItems = metrics.gauge('spool_disk_items', 'Items waiting in the spool disk segments.');
   const segments = metrics.gauge('spool_segments', 'Disk segment files of the spool.');
@@ -61,7 +46,7 @@ export function spoolMetrics(registry: AnyRegistry, labels: MetricLabels): (stat
     metrics.counter('spool_oversized_items_total', 'Items too large for the spool quota, passed straight through.'),
     series,
   );
-  for (const gauge of [memoryBytes, memoryItems, diskBytes, diskItems, segments, heldWakes, windowBytes, quotaHold]) {
+  for (const gauge of [memoryBytes, memoryItems, indexBytes, diskBytes, diskItems, segments, heldWakes, windowBytes, quotaHold]) {
     gauge.set(series, 0);
   }
 
@@ -69,6 +54,7 @@ export function spoolMetrics(registry: AnyRegistry, labels: MetricLabels): (stat
     if (!isStats(stats)) return;
     setGauge(memoryBytes, series, stats.memoryBytes);
     setGauge(memoryItems, series, stats.memoryItems);
+    setGauge(indexBytes, series, stats.indexBytes);
     setGauge(diskBytes, series, stats.diskBytes);
     setGauge(diskItems, series, stats.diskItems);
     setGauge(segments, series, stats.segments);

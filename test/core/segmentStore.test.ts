@@ -26,6 +26,7 @@ import {
   SegmentStore,
   segmentFileName,
   SPOOL_MARKER_FILE,
+  WRITE_BUFFER_BYTES,
   type DiskPointer,
   type SegmentStoreOptions,
   type SegmentStoreStats,
@@ -277,14 +278,14 @@ describe('SegmentStore', () => {
       expect(pointers.map((p) => p.segment)).to.deep.equal([0, 0, 1, 1, 2, 2, 3, 3, 4]);
     });
 
-    it('cuts a backlog into writes of at most 4 MiB: the first records are reported before the last are written', async () => {
+    it('cuts a backlog into writes of at most one write buffer: the first records are reported before the last are written', async () => {
       const { dir, store } = openStore(64 * 1024 * 1024);
       const file = join(dir, segmentFileName(0));
       const sizesSeen: number[] = [];
       const record = 64 * 1024;
       for (let i = 0; i < 200; i++) store.append(bytes(record, i), () => void sizesSeen.push(statSync(file).size));
       await until(() => sizesSeen.length === 200, 'every onWritten');
-      const perBuffer = Math.floor((4 * 1024 * 1024) / (record + HEADER)); // records that fit one 4 MiB write buffer
+      const perBuffer = Math.floor(WRITE_BUFFER_BYTES / (record + HEADER)); // records that fit one write buffer
       const perWrite = perBuffer * (record + HEADER);
       // While a write's callbacks run, at most the next write (issued just before them) has landed too.
       expect(sizesSeen[0]).to.be.within(perWrite, 2 * perWrite);

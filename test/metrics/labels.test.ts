@@ -103,7 +103,7 @@ describe('metrics: binding labels and name conflicts', () => {
       flushMetrics(registry, { pipeline });
     }
     const metrics = await registry.getMetricsAsJSON();
-    expect(metrics.length).to.equal(34);
+    expect(metrics.length).to.equal(35);
     for (const metric of metrics) {
       const pipelines = new Set(metric.values.map((sample) => sample.labels['pipeline']));
       // The flush metrics get their series with the first flush of a reason or retry of an operation.

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
-import { createMetricsRegistry, spoolMetrics, type SpoolStatsLike } from '../../lib/metrics/index.ts';
+import { createMetricsRegistry, spoolMetrics } from '../../lib/metrics/index.ts';
+import type { SpoolStats } from '../../operators/spool.ts';
 import { valueOf } from './readMetrics.ts';
 
 type Registry = ReturnType<typeof createMetricsRegistry>;
 
-const GAUGES = ['memory_bytes', 'memory_items', 'disk_bytes', 'disk_items', 'segments', 'held_wakes', 'window_bytes', 'quota_hold'];
+const GAUGES = ['memory_bytes', 'memory_items', 'index_bytes', 'disk_bytes', 'disk_items', 'segments', 'held_wakes', 'window_bytes', 'quota_hold'];
 const COUNTERS = ['spilled_items_total', 'oversized_items_total'];
 
 /** Every spool metric of one pipeline, by name without the `sluice_spool_` prefix. */
@@ -14,9 +15,10 @@ async function spoolOf(registry: Registry, pipeline: string): Promise<Record<str
   return values;
 }
 
-const IDLE: SpoolStatsLike = {
+const IDLE: SpoolStats = {
   memoryBytes: 0,
   memoryItems: 0,
+  indexBytes: 0,
   diskBytes: 0,
   diskItems: 0,
   segments: 0,
@@ -39,9 +41,10 @@ describe('metrics: spoolMetrics', () => {
     expect(await spoolOf(registry, 'cdc')).to.deep.equal({ ...ZERO, memory_bytes: 4096, memory_items: 4, window_bytes: 1024 });
 
     // Over the quota: spills to disk and holds wakes.
-    const spilling: SpoolStatsLike = {
+    const spilling: SpoolStats = {
       memoryBytes: 65_536,
       memoryItems: 64,
+      indexBytes: 11_520,
       diskBytes: 8192,
       diskItems: 8,
       segments: 1,
@@ -55,6 +58,7 @@ describe('metrics: spoolMetrics', () => {
     expect(await spoolOf(registry, 'cdc')).to.deep.equal({
       memory_bytes: 65_536,
       memory_items: 64,
+      index_bytes: 11_520,
       disk_bytes: 8192,
       disk_items: 8,
       segments: 1,
@@ -69,6 +73,7 @@ describe('metrics: spoolMetrics', () => {
     expect(await spoolOf(registry, 'cdc')).to.deep.equal({
       memory_bytes: 65_536,
       memory_items: 64,
+      index_bytes: 11_520,
       disk_bytes: 16_384,
       disk_items: 16,
       segments: 2,

@@ -95,20 +95,55 @@ describe('spool', () => {
   });
 
   it('keeps small items in memory: woken at once, emitted in order within the window', async () => {
-    harness = new Harness({ dir, memoryBytes: 100, windowBytes: 10, diskQuotaBytes: 1000 });
+    // Each queued item is charged 160 B of bookkeeping besides its bytes.
+    harness = new Harness({ dir, memoryBytes: 1000, windowBytes: 10, diskQuotaBytes: 1000 });
     const a = harness.push(bytesOf(4, 1));
     const b = harness.push(bytesOf(4, 2));
     const c = harness.push(bytesOf(4, 3));
     expect([a.woken, b.woken, c.woken]).to.deep.equal([true, true, true]);
     expect(harness.out.map((i) => i.value[0])).to.deep.equal([1, 2], 'the third would take the window to 12 > 10');
     await tick();
-    expect(harness.lastStats).to.include({ memoryBytes: 4, memoryItems: 1, windowBytes: 8, spilledItems: 0 });
+    expect(harness.lastStats).to.include({ memoryBytes: 4, memoryItems: 1, indexBytes: 160, windowBytes: 8, spilledItems: 0 });
     harness.flush(1);
     expect(harness.out.map((i) => i.value[0])).to.deep.equal([1, 2, 3]);
     expect(a.flushed).to.equal(true);
     expect(b.flushed).to.equal(false);
     await tick();
-    expect(harness.lastStats).to.include({ memoryBytes: 0, memoryItems: 0, windowBytes: 8 });
+    expect(harness.lastStats).to.include({ memoryBytes: 0, memoryItems: 0, indexBytes: 0, windowBytes: 8 });
+  });
+
+  it('charges the bookkeeping of queued items to memoryBytes, so many spilled items shrink the memory tier', async () => {
+    // The first item goes out at once (window); with four 10-byte items waiting, an 800-byte value
+    // would need 40 + 5 × 160 + 800 = 1640 bytes: it spills, though 800 + 40 alone would fit.
+    harness = new Harness({ dir, memoryBytes: 1600, windowBytes: 1, diskQuotaBytes: 1 << 20 });
+    for (let i = 0; i < 5; i++) harness.push(bytesOf(10, i));
+    const big = harness.push(bytesOf(800, 9));
+    await until(() => big.woken, 'the big item stored');
+    await tick();
+    expect(harness.lastStats).to.include({ memoryItems: 4, memoryBytes: 40, indexBytes: 5 * 160, diskItems: 1, spilledItems: 1 });
+  });
+
+  it('moves the newest values in memory to disk when the bookkeeping of spilled items needs the room', async () => {
+    harness = new Harness({ dir, memoryBytes: 2000, windowBytes: 1, diskQuotaBytes: 1 << 20 });
+    harness.push(bytesOf(10, 0)); // emitted at once: the window takes one item
+    for (let i = 1; i <= 4; i++) harness.push(bytesOf(200, i)); // 4 × (200 + 160) = 1440: in memory
+    await tick();
+    expect(harness.lastStats).to.include({ memoryItems: 4, memoryBytes: 800, spilledItems: 0 });
+    for (let i = 5; i <= 10; i++) harness.push(bytesOf(1000, i)); // too big for memory: spilled
+    await until(() => harness!.inputs.every((i) => i.woken), 'every item stored');
+    await tick();
+    // 10 queued items' bookkeeping (1600) leaves room for two 200-byte values: the newest two moved.
+    expect(harness.lastStats).to.include({ memoryItems: 2, memoryBytes: 400, indexBytes: 1600, spilledItems: 8 });
+    for (let i = 11; i <= 14; i++) harness.push(bytesOf(1000, i));
+    await until(() => harness!.inputs.every((i) => i.woken), 'every item stored');
+    await tick();
+    // Past the quota the bookkeeping alone grows with the disk; no value stays in memory.
+    expect(harness.lastStats).to.include({ memoryItems: 0, memoryBytes: 0, indexBytes: 14 * 160, spilledItems: 14 });
+    while (harness.out.length < 15) {
+      harness.flush();
+      await tick();
+    }
+    expect(harness.out.map((i) => i.value[0])).to.deep.equal([...Array(15).keys()], 'order kept across tiers');
   });
 
   it('never calls flushed() itself: that is downstream durability', async () => {
@@ -200,7 +235,8 @@ describe('spool', () => {
   });
 
   it('passes an item larger than the whole quota straight through, in order, woken by downstream', async () => {
-    harness = new Harness({ dir, memoryBytes: 8, windowBytes: 1000, diskQuotaBytes: 50 });
+    // Room for one small item and its 160 B of bookkeeping, not for the big one.
+    harness = new Harness({ dir, memoryBytes: 200, windowBytes: 1000, diskQuotaBytes: 50 });
     const small = harness.push(bytesOf(4, 1));
     const big = harness.push(bytesOf(100, 2));
     const after = harness.push(bytesOf(4, 3));
@@ -298,18 +334,19 @@ describe('spool', () => {
     expect(() => spool({ dir, codec: {} as never })).to.throw(InvalidOptionError, /option codec/);
   });
 
-  it('property: input order kept under random sizes and flush timings, nothing lost or duplicated', async () => {
+  it('property: input order kept under random sizes, quotas and flush timings, nothing lost or duplicated', async () => {
     const scenario = fc.record({
       sizes: fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 40 }),
       memoryBytes: fc.integer({ min: 0, max: 600 }),
       windowBytes: fc.integer({ min: 1, max: 900 }),
       segmentBytes: fc.integer({ min: 64, max: 1200 }),
+      diskQuotaBytes: fc.oneof(fc.constant(1 << 20), fc.integer({ min: 0, max: 1500 })),
       flushes: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 40, maxLength: 40 }),
     });
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ sizes, memoryBytes, windowBytes, segmentBytes, flushes }) => {
+      fc.asyncProperty(scenario, async ({ sizes, memoryBytes, windowBytes, segmentBytes, diskQuotaBytes, flushes }) => {
         const runDir = mkdtempSync(join(root, 'p-'));
-        const h = new Harness({ dir: join(runDir, 'spool'), memoryBytes, windowBytes, segmentBytes, diskQuotaBytes: 1 << 20 });
+        const h = new Harness({ dir: join(runDir, 'spool'), memoryBytes, windowBytes, segmentBytes, diskQuotaBytes });
         try {
           sizes.forEach((size, i) => h.push(Buffer.alloc(size, i % 251)));
           // Disk round trips go through the threadpool: bound the wait by time, not by event-loop turns.
@@ -321,6 +358,7 @@ describe('spool', () => {
           }
           expect(h.error).to.equal(undefined);
           expect(h.out.map((i) => i.value.length)).to.deep.equal(sizes);
+          expect(h.inputs.every((i) => i.woken && i.flushed)).to.equal(true, 'every wake released, every flush forwarded');
           h.out.forEach((item, i) => expect(item.value.equals(Buffer.alloc(sizes[i]!, i % 251))).to.equal(true));
         } finally {
           h.close();
