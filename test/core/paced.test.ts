@@ -3,8 +3,7 @@ import { Subject, take, toArray, firstValueFrom, lastValueFrom, tap } from 'rxjs
 import type { Acked } from '../../lib/core/ack.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { fromPaced, mergePaced, type PullFunction } from '../../lib/core/paced.ts';
-
-const tick = () => new Promise((resolve) => setImmediate(resolve));
+import { tick } from '../support/waiting.ts';
 
 async function* numbers(from: number, count: number, pulled?: number[]) {
   for (let i = from; i < from + count; i++) {

@@ -31,20 +31,9 @@ import {
   type SegmentStoreOptions,
   type SegmentStoreStats,
 } from '../../lib/core/segmentStore.ts';
+import { tick, until, openFds, segmentFiles } from '../support/waiting.ts';
 
 const HEADER = RECORD_HEADER_BYTES;
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await tick();
-  }
-}
-
-const openFds = () => readdirSync('/proc/self/fd').length;
-const segmentFiles = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith('.spool')).sort() : []);
 const bytes = (length: number, fill: number) => Buffer.alloc(length, fill);
 const readlinkOrEmpty = (path: string) => {
   try {

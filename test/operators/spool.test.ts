@@ -1,25 +1,14 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Subject, type Subscription } from 'rxjs';
 import { createAck, type Acked } from '../../lib/core/ack.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { spool, type SpoolOptions, type SpoolStats } from '../../operators/spool.ts';
+import { tick, until, openFds, segmentFiles } from '../support/waiting.ts';
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await tick();
-  }
-}
-
-const openFds = () => readdirSync('/proc/self/fd').length;
-const segmentFiles = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.spool')) : []);
 
 interface Input {
   readonly id: number;
