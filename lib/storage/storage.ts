@@ -1,0 +1,32 @@
+/**
+ * ExternalStorage: the one interface every flow writes files through (local disk, S3, Azure Blob,
+ * memory for tests).
+ *
+ * Invariant guarded here (by every implementation): a reader never sees half an object; put is
+ * atomic, get returns exactly the bytes put, and keys are validated relative paths, so a name that
+ * becomes a path can never climb out of the storage root.
+ */
+
+export interface ListOptions {
+  /** Only keys that sort after this one (to resume a listing). */
+  startAfter?: string;
+}
+
+export interface ExternalStorage {
+  /** The URI this storage was opened from, without credentials. */
+  readonly uri: string;
+  /** Writes the whole object atomically: readers see the old object or the new one, never half. */
+  put(key: string, data: Uint8Array): Promise<void>;
+  /** The object's bytes exactly as put, or undefined when there is no such object. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  exists(key: string): Promise<boolean>;
+  /** Removes the object; removing one that does not exist is not an error. */
+  delete(key: string): Promise<void>;
+  /**
+   * Keys that start with `prefix`, in ascending byte order, fetched page by page underneath so a
+   * large listing never sits in memory whole.
+   */
+  list(prefix: string, options?: ListOptions): AsyncIterable<string>;
+  /** Releases clients and handles. */
+  close(): Promise<void>;
+}
