@@ -1,4 +1,7 @@
-/** sluice: the two-stage ack core and the operators. Flows: `sluice/pipelines/<flow>`. */
+/**
+ * sluice: the two-stage ack core and the operators. Also: `sluice/metrics`, `sluice/storage`,
+ * `sluice/codec`, and the flows as `sluice/pipelines/<flow>`.
+ */
 export {
   createAck,
   bindAck,
@@ -20,5 +23,13 @@ export {
   type PacedOptions,
   type PacedSource,
   type PullFunction,
+  withRetries,
+  backoffMs,
+  checkRetryPolicy,
+  DEFAULT_RETRY_POLICY,
+  RetriesExhaustedError,
+  type RetryPolicy,
+  type RetryInfo,
+  type WithRetriesOptions,
 } from './lib/core/index.ts';
 export * from './operators/index.ts';

@@ -3,3 +3,13 @@ export { ProgressTracker, type CheckpointChange } from './progress.ts';
 export { fromPaced, mergePaced, PACED_DEFAULTS, type PacedOptions, type PacedSource, type PullFunction } from './paced.ts';
 export { InvalidOptionError, BufferOverflowError, checkNumber, checkFunction } from './errors.ts';
 export { Queue } from './queue.ts';
+export {
+  withRetries,
+  backoffMs,
+  checkRetryPolicy,
+  DEFAULT_RETRY_POLICY,
+  RetriesExhaustedError,
+  type RetryPolicy,
+  type RetryInfo,
+  type WithRetriesOptions,
+} from './retry.ts';

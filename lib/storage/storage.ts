@@ -23,8 +23,11 @@ export interface ExternalStorage {
   /** Removes the object; removing one that does not exist is not an error. */
   delete(key: string): Promise<void>;
   /**
-   * Keys that start with `prefix`, in ascending byte order, fetched page by page underneath so a
-   * large listing never sits in memory whole.
+   * Keys that start with `prefix`, in the storage's ascending order, fetched page by page underneath
+   * so a large listing never sits in memory whole. The order is UTF-8 byte order (file, memory, S3),
+   * except on Azure Blob, which lists in UTF-16 code-unit order (the two differ only when a
+   * character above U+FFFF meets one in U+E000..U+FFFF); `startAfter` follows the same order, so a
+   * resumed listing continues exactly after the key it names.
    */
   list(prefix: string, options?: ListOptions): AsyncIterable<string>;
   /** Releases clients and handles. */

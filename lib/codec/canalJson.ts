@@ -1,0 +1,342 @@
+/**
+ * canal-json rows as TiCDC's storage sink writes them (protocol=canal-json with the TiDB extension),
+ * one JSON object per row followed by CRLF, and their decoding for the consumer.
+ *
+ * Invariant guarded here: `decodeCanalJsonRows(encodeCanalJsonRows(rows))` gives every row back
+ * (op, names, commit ts, typed values, old values), and the bytes of a row are a pure function of
+ * the row, its table and the options: no clock is read.
+ *
+ * Layout, after TiCDC's pkg/sink/codec/canal/canal_json_encoder.go (`newJSONMessageForDML`), keys in
+ * this order: `id` (0), `database`, `table`, `pkNames` (primary-key columns in table order, null when
+ * none), `isDdl` (false), `type` (INSERT/UPDATE/DELETE), `es` (commit ts >> 18: the commit's physical
+ * ms), `ts` (build time ms), `sql` (""), `sqlType` (java.sql.Types codes), `mysqlType`, `old` (an
+ * update's old values, else null), `data` (the row: a delete's deleted values), `_tidb.commitTs`.
+ * Values are strings or null: integers in decimal; FLOAT/DOUBLE as Go's `FormatFloat(x, 'f', -1)`
+ * (never an exponent); binary columns as one character per byte (ISO-8859-1); ENUM as its 1-based
+ * index and SET as its bit mask (both need the column's `elems`); everything else as its text.
+ * Strings are escaped as easyjson does (`<`, `>`, `&`, U+2028, U+2029 and controls as \u00xx).
+ * Choices where TiCDC is not deterministic: `mysqlType` keys follow table order (TiCDC iterates a Go
+ * map), and `ts` defaults to `es` (TiCDC uses the wall clock; consumers ignore it).
+ */
+import { checkNumber } from '../core/errors.ts';
+import {
+  DecodeError,
+  InvalidChangeEventError,
+  MAX_UINT64,
+  setOwn,
+  type ColumnDef,
+  type ColumnValue,
+  type DecodedRow,
+  type RowChange,
+  type RowOp,
+  type TableDef,
+} from './changeEvent.ts';
+import {
+  binaryValue,
+  columnClass,
+  columnMismatch,
+  ColumnValueError,
+  decimalValue,
+  floatValue,
+  formatGoFloatFixed,
+  fromLatin1,
+  integerValue,
+  parseScalar,
+  textValue,
+  toLatin1,
+} from './columnValue.ts';
+import { easyJsonString, JsonNumber, JsonSyntaxError, jsonTypeOf, parseJson, type JsonObject, type JsonValue } from './json.ts';
+
+export interface CanalJsonOptions {
+  /** The `ts` field, ms since the epoch. Default: the row's `es` (its commit's physical time). */
+  buildTimeMs?: number;
+}
+
+const TYPE_NAMES: Readonly<Record<RowOp, string>> = { insert: 'INSERT', update: 'UPDATE', delete: 'DELETE' };
+const CRLF = '\r\n';
+
+// java.sql.Types codes, as TiCDC's mysqlType2JavaType maps MySQL types.
+const JAVA_BIT = -7;
+const JAVA_TINYINT = -6;
+const JAVA_SMALLINT = 5;
+const JAVA_INTEGER = 4;
+const JAVA_BIGINT = -5;
+const JAVA_REAL = 7;
+const JAVA_DOUBLE = 8;
+const JAVA_DECIMAL = 3;
+const JAVA_CHAR = 1;
+const JAVA_VARCHAR = 12;
+const JAVA_DATE = 91;
+const JAVA_TIME = 92;
+const JAVA_TIMESTAMP = 93;
+const JAVA_BLOB = 2004;
+const JAVA_CLOB = 2005;
+
+const JAVA_TYPES: ReadonlyMap<string, number> = new Map([
+  ['BIT', JAVA_BIT],
+  ['TINYINT', JAVA_TINYINT],
+  ['BOOL', JAVA_TINYINT],
+  ['BOOLEAN', JAVA_TINYINT],
+  ['SMALLINT', JAVA_SMALLINT],
+  ['MEDIUMINT', JAVA_INTEGER],
+  ['INT', JAVA_INTEGER],
+  ['INTEGER', JAVA_INTEGER],
+  ['BIGINT', JAVA_BIGINT],
+  ['FLOAT', JAVA_REAL],
+  ['DOUBLE', JAVA_DOUBLE],
+  ['DOUBLE PRECISION', JAVA_DOUBLE],
+  ['REAL', JAVA_DOUBLE],
+  ['DECIMAL', JAVA_DECIMAL],
+  ['NUMERIC', JAVA_DECIMAL],
+  ['CHAR', JAVA_CHAR],
+  ['VARCHAR', JAVA_VARCHAR],
+  ['BINARY', JAVA_BLOB],
+  ['VARBINARY', JAVA_BLOB],
+  ['TINYBLOB', JAVA_BLOB],
+  ['BLOB', JAVA_BLOB],
+  ['MEDIUMBLOB', JAVA_BLOB],
+  ['LONGBLOB', JAVA_BLOB],
+  ['TINYTEXT', JAVA_CLOB],
+  ['TEXT', JAVA_CLOB],
+  ['MEDIUMTEXT', JAVA_CLOB],
+  ['LONGTEXT', JAVA_CLOB],
+  ['ENUM', JAVA_INTEGER],
+  ['SET', JAVA_BIT],
+  ['DATE', JAVA_DATE],
+  ['DATETIME', JAVA_TIMESTAMP],
+  ['TIMESTAMP', JAVA_TIMESTAMP],
+  ['TIME', JAVA_TIME],
+  ['JSON', JAVA_VARCHAR],
+  ['YEAR', JAVA_VARCHAR],
+]);
+
+// An unsigned value past the signed range is announced as the next wider java type, as TiCDC does.
+const UNSIGNED_WIDENING: ReadonlyMap<string, [limit: bigint, javaType: number]> = new Map([
+  ['TINYINT', [127n, JAVA_SMALLINT]],
+  ['SMALLINT', [32767n, JAVA_INTEGER]],
+  ['INT', [2147483647n, JAVA_BIGINT]],
+  ['INTEGER', [2147483647n, JAVA_BIGINT]],
+  ['BIGINT', [9223372036854775807n, JAVA_DECIMAL]],
+]);
+
+/** TiCDC's `mysqlType` entry: the lower-case type, ' unsigned' except for BIT and YEAR. */
+function mysqlTypeOf(column: ColumnDef): string {
+  const type = column.type.toLowerCase();
+  return column.unsigned && type !== 'bit' && type !== 'year' ? `${type} unsigned` : type;
+}
+
+/**
+ * One row as one canal-json object, without the line break. Throws `InvalidChangeEventError` when
+ * the row does not match `table` (names, columns, value types, an ENUM/SET without elems).
+ *
+ * @example encodeCanalJsonRow(row, table) // '{"id":0,"database":"shop","table":"orders",...,"_tidb":{"commitTs":4356}}'
+ */
+export function encodeCanalJsonRow(row: RowChange, table: TableDef, options: CanalJsonOptions = {}): string {
+  if (row.schema !== table.schema || row.table !== table.table) {
+    throw new InvalidChangeEventError(row, 'canal-json encoding', `row is for ${row.schema}.${row.table} but the table definition is ${table.schema}.${table.table}`);
+  }
+  const es = row.commitTs >> 18n;
+  const ts = options.buildTimeMs === undefined ? es : checkNumber('encodeCanalJsonRow', 'buildTimeMs', options.buildTimeMs, { min: 0, integer: true });
+  const data = encodeValues(row, table, row.columns);
+  const pkNames = table.columns.filter((c) => c.primaryKey).map((c) => easyJsonString(c.name));
+  const sqlType = table.columns.map((c, i) => `${easyJsonString(c.name)}:${data.javaTypes[i]}`);
+  const mysqlType = table.columns.map((c) => `${easyJsonString(c.name)}:${easyJsonString(mysqlTypeOf(c))}`);
+  const old = row.op === 'update' && row.oldColumns !== undefined ? `[${encodeValues(row, table, row.oldColumns).object}]` : 'null';
+  return (
+    `{"id":0,"database":${easyJsonString(table.schema)},"table":${easyJsonString(table.table)}` +
+    `,"pkNames":${pkNames.length === 0 ? 'null' : `[${pkNames.join(',')}]`}` +
+    `,"isDdl":false,"type":"${TYPE_NAMES[row.op]}","es":${es},"ts":${ts},"sql":""` +
+    `,"sqlType":{${sqlType.join(',')}},"mysqlType":{${mysqlType.join(',')}}` +
+    `,"old":${old},"data":[${data.object}],"_tidb":{"commitTs":${row.commitTs}}}`
+  );
+}
+
+/** Many rows of one table, each object followed by CRLF. */
+export function encodeCanalJsonRows(rows: Iterable<RowChange>, table: TableDef, options: CanalJsonOptions = {}): string {
+  let text = '';
+  for (const row of rows) text += encodeCanalJsonRow(row, table, options) + CRLF;
+  return text;
+}
+
+function encodeValues(row: RowChange, table: TableDef, columns: Record<string, ColumnValue>): { object: string; javaTypes: number[] } {
+  const mismatch = columnMismatch(table, columns);
+  if (mismatch !== undefined) throw new InvalidChangeEventError(row, 'canal-json encoding', mismatch);
+  const entries: string[] = [];
+  const javaTypes: number[] = [];
+  for (const column of table.columns) {
+    try {
+      const [text, javaType] = encodeValue(column, columns[column.name] as ColumnValue);
+      entries.push(`${easyJsonString(column.name)}:${text === null ? 'null' : easyJsonString(text)}`);
+      javaTypes.push(javaType);
+    } catch (error) {
+      if (error instanceof ColumnValueError) {
+        throw new InvalidChangeEventError(row, `canal-json column ${JSON.stringify(column.name)}`, error.message);
+      }
+      throw error;
+    }
+  }
+  return { object: `{${entries.join(',')}}`, javaTypes };
+}
+
+function encodeValue(column: ColumnDef, value: ColumnValue): [text: string | null, javaType: number] {
+  const javaType = JAVA_TYPES.get(column.type) ?? JAVA_VARCHAR;
+  if (value === null) return [null, javaType];
+  switch (columnClass(column.type)) {
+    case 'int':
+    case 'bigint':
+    case 'bit': {
+      const n = integerValue(column, value);
+      const widening = column.unsigned ? UNSIGNED_WIDENING.get(column.type) : undefined;
+      return [String(n), widening !== undefined && n > widening[0] ? widening[1] : javaType];
+    }
+    case 'float':
+      return [formatGoFloatFixed(floatValue(column, value), true), javaType];
+    case 'double':
+      return [formatGoFloatFixed(floatValue(column, value), false), javaType];
+    case 'decimal':
+      return [decimalValue(column, value), javaType];
+    case 'binary':
+      return [toLatin1(binaryValue(column, value)), javaType];
+    case 'enum':
+      return [String(enumIndex(column, textValue(column, value))), javaType];
+    case 'set':
+      return [String(setMask(column, textValue(column, value))), javaType];
+    default:
+      return [textValue(column, value), javaType];
+  }
+}
+
+function elemsOf(column: ColumnDef): string[] {
+  if (column.elems === undefined) throw new ColumnValueError(`${column.type} needs the column's elems to be written as canal-json`);
+  return column.elems;
+}
+
+/** MySQL's ENUM index: 1-based, 0 for the empty error value ''. */
+function enumIndex(column: ColumnDef, name: string): number {
+  const index = elemsOf(column).indexOf(name);
+  if (index >= 0) return index + 1;
+  if (name === '') return 0;
+  throw new ColumnValueError(`${JSON.stringify(name)} is not one of the ENUM's elems`);
+}
+
+/** MySQL's SET bit mask of comma-separated member names. */
+function setMask(column: ColumnDef, names: string): bigint {
+  const elems = elemsOf(column);
+  let mask = 0n;
+  if (names === '') return mask;
+  for (const name of names.split(',')) {
+    const index = elems.indexOf(name);
+    if (index < 0) throw new ColumnValueError(`${JSON.stringify(name)} is not one of the SET's elems`);
+    mask |= 1n << BigInt(index);
+  }
+  return mask;
+}
+
+/**
+ * Decodes a data file of canal-json rows (one object per line, CRLF or LF) of one table into rows
+ * typed by `table`'s column types. Throws `DecodeError` naming `where`, the line and the problem.
+ *
+ * @example decodeCanalJsonRows(text, table, 'shop/orders/4350/CDC000001.json')
+ */
+export function decodeCanalJsonRows(text: string, table: TableDef, where = 'canal-json'): DecodedRow[] {
+  const rows: DecodedRow[] = [];
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  else if (lines.length > 0) throw new DecodeError(`${where} line ${lines.length}`, 'the last line does not end with a line break (truncated file?)');
+  lines.forEach((line, i) => {
+    rows.push(decodeCanalJsonRow(line.endsWith('\r') ? line.slice(0, -1) : line, table, `${where} line ${i + 1}`));
+  });
+  return rows;
+}
+
+/** Decodes one canal-json object (one row) typed by `table`. Throws `DecodeError` naming `where`. */
+export function decodeCanalJsonRow(text: string, table: TableDef, where = 'canal-json'): DecodedRow {
+  let json: JsonValue;
+  try {
+    json = parseJson(text);
+  } catch (error) {
+    if (error instanceof JsonSyntaxError) throw new DecodeError(where, `malformed JSON: ${error.message}`);
+    throw error;
+  }
+  const fail = (problem: string): never => {
+    throw new DecodeError(where, problem);
+  };
+  if (!(json instanceof Map)) return fail(`expected a JSON object, got ${jsonTypeOf(json)}`);
+  const object = json;
+  const field = (key: string) => object.get(key);
+  const string = (key: string): string => {
+    const value = field(key);
+    return typeof value === 'string' ? value : fail(`${key} must be a string, got ${jsonTypeOf(value)}`);
+  };
+  if (field('isDdl') !== false) fail(`isDdl must be false in a row, got ${jsonTypeOf(field('isDdl'))}`);
+  const type = string('type');
+  const op = (Object.keys(TYPE_NAMES) as RowOp[]).find((k) => TYPE_NAMES[k] === type) ?? fail(`type must be INSERT, UPDATE or DELETE, got ${JSON.stringify(type)}`);
+  const row: DecodedRow = { op, schema: string('database'), table: string('table'), columns: {} };
+
+  const tidb = field('_tidb');
+  if (tidb !== undefined) {
+    if (!(tidb instanceof Map)) return fail(`_tidb must be an object, got ${jsonTypeOf(tidb)}`);
+    const commitTs = tidb.get('commitTs');
+    if (!(commitTs instanceof JsonNumber) || !/^[0-9]+$/.test(commitTs.text) || BigInt(commitTs.text) > MAX_UINT64) {
+      return fail(`_tidb.commitTs must be a uint64, got ${commitTs instanceof JsonNumber ? commitTs.text : jsonTypeOf(commitTs)}`);
+    }
+    row.commitTs = BigInt(commitTs.text);
+  }
+  row.columns = decodeImage(field('data'), 'data', table, where);
+  const old = field('old');
+  if (op === 'update' && old !== null && old !== undefined) row.oldColumns = decodeImage(old, 'old', table, where);
+  else if (old !== null && old !== undefined) fail(`old must be null in an ${type}`);
+  return row;
+}
+
+function decodeImage(value: JsonValue | undefined, key: string, table: TableDef, where: string): Record<string, ColumnValue> {
+  if (!Array.isArray(value) || value.length !== 1 || !(value[0] instanceof Map)) {
+    throw new DecodeError(where, `${key} must be a list of one object, got ${jsonTypeOf(value)}`);
+  }
+  const image: JsonObject = value[0];
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  for (const name of image.keys()) {
+    if (!byName.has(name)) throw new DecodeError(where, `${key}: column ${JSON.stringify(name)} is not in ${table.schema}.${table.table}`);
+  }
+  const columns: Record<string, ColumnValue> = {};
+  for (const column of table.columns) {
+    const text = image.get(column.name);
+    if (text === undefined) throw new DecodeError(where, `${key}: column ${JSON.stringify(column.name)} is missing`);
+    if (text !== null && typeof text !== 'string') {
+      throw new DecodeError(where, `${key}.${column.name} must be a string or null, got ${jsonTypeOf(text)}`);
+    }
+    try {
+      setOwn(columns, column.name, text === null ? null : decodeValue(column, text));
+    } catch (error) {
+      if (error instanceof ColumnValueError) {
+        throw new DecodeError(where, `${key}.${column.name} (${column.type}): ${error.message}`);
+      }
+      throw error;
+    }
+  }
+  return columns;
+}
+
+function decodeValue(column: ColumnDef, text: string): ColumnValue {
+  switch (columnClass(column.type)) {
+    case 'binary':
+      return fromLatin1(text);
+    case 'enum': {
+      if (!/^[0-9]+$/.test(text)) throw new ColumnValueError(`expects an ENUM index, got ${JSON.stringify(text)}`);
+      const index = Number(text);
+      if (index === 0) return '';
+      const name = elemsOf(column)[index - 1];
+      if (name === undefined) throw new ColumnValueError(`ENUM index ${index} is past the ${elemsOf(column).length} elems`);
+      return name;
+    }
+    case 'set': {
+      if (!/^[0-9]+$/.test(text)) throw new ColumnValueError(`expects a SET bit mask, got ${JSON.stringify(text)}`);
+      const elems = elemsOf(column);
+      const mask = BigInt(text);
+      if (mask >> BigInt(elems.length) !== 0n) throw new ColumnValueError(`SET mask ${text} has bits past the ${elems.length} elems`);
+      return elems.filter((_, i) => (mask >> BigInt(i)) & 1n).join(',');
+    }
+    default:
+      return parseScalar(column, text);
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * Change events: the row changes and DDL that the storage sink writes, their validation, and the
+ * errors every codec reports.
+ *
+ * Invariant guarded here: an event that passes `checkChangeEvent` has names that are safe as path
+ * segments (schema, table, column, dispatcher: non-empty, no '/', no '..', not '.', no control
+ * characters, well-formed Unicode), commit ts and table versions that fit TiDB's uint64, and column
+ * values of the supported kinds, so no codec or path builder downstream can be steered outside its
+ * folder or write a value it cannot read back.
+ */
+import { ddlTypeCode } from './ddlTypes.ts';
+
+/** A column's type and attributes, as TiCDC's schema file records them. */
+export interface ColumnDef {
+  name: string;
+  /** Upper-case MySQL type without attributes: 'VARCHAR', 'INT', 'DECIMAL', 'BLOB', 'ENUM'... */
+  type: string;
+  unsigned?: boolean;
+  /** false for NOT NULL; absent or true otherwise. */
+  nullable?: boolean;
+  primaryKey?: boolean;
+  default?: string | number;
+  precision?: number;
+  scale?: number;
+  /** The members of an ENUM or SET, in declaration order. */
+  elems?: string[];
+}
+
+/** A table's columns at one table version. */
+export interface TableDef {
+  schema: string;
+  table: string;
+  /** The table version: the commit ts of the DDL that made this definition. */
+  version: bigint;
+  columns: ColumnDef[];
+}
+
+export type ColumnValue = string | number | bigint | boolean | null | Uint8Array;
+
+export type RowOp = 'insert' | 'update' | 'delete';
+
+/**
+ * One row change. `columns` is the row image the change leaves behind, except for a delete, where it
+ * is the deleted row; `oldColumns` is the image before an update (updates only).
+ */
+export interface RowChange {
+  kind: 'row';
+  op: RowOp;
+  schema: string;
+  table: string;
+  tableVersion: bigint;
+  commitTs: bigint;
+  dispatcherId: string;
+  columns: Record<string, ColumnValue>;
+  oldColumns?: Record<string, ColumnValue>;
+}
+
+export interface DdlEvent {
+  kind: 'ddl';
+  commitTs: bigint;
+  query: string;
+  /** Upper-case TiDB DDL type name, e.g. 'CREATE TABLE' (see `DDL_TYPE_CODES`). */
+  ddlType: string;
+  schema: string;
+  table?: string;
+  /** The table after the DDL; its version is the DDL's commit ts. */
+  tableDef?: TableDef;
+  /** The dispatchers this DDL blocks until it is written: a list, or every one. */
+  blockedDispatchers: string[] | 'all';
+}
+
+export type ChangeEvent = RowChange | DdlEvent;
+
+/** A row read back from a data file: the fields the file format carries. */
+export interface DecodedRow {
+  op: RowOp;
+  schema: string;
+  table: string;
+  /** Absent when the file does not carry it (csv without include-commit-ts). */
+  commitTs?: bigint;
+  columns: Record<string, ColumnValue>;
+  oldColumns?: Record<string, ColumnValue>;
+}
+
+/** TiDB timestamps and table versions are uint64. */
+export const MAX_UINT64 = (1n << 64n) - 1n;
+
+/** An event that cannot be written: names which event, where it came from and what is wrong. */
+export class InvalidChangeEventError extends Error {
+  override readonly name = 'InvalidChangeEventError';
+  /** Where the event came from, e.g. 'line 17'. */
+  readonly where: string;
+  /** The event, described as kind, schema.table and commit ts. */
+  readonly event: string;
+  readonly problem: string;
+
+  constructor(event: unknown, where: string, problem: string) {
+    const described = describeChangeEvent(event);
+    super(`invalid change event at ${where} (${described}): ${problem}`);
+    this.where = where;
+    this.event = described;
+    this.problem = problem;
+  }
+}
+
+/** Input that does not parse: names where (file, line, field) and what is wrong. */
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError';
+  readonly where: string;
+  readonly problem: string;
+
+  constructor(where: string, problem: string) {
+    super(`${where}: ${problem}`);
+    this.where = where;
+    this.problem = problem;
+  }
+}
+
+/** 'row insert test.t1 commitTs 4356' or 'ddl CREATE TABLE test.t1 commitTs 4356', for messages. */
+export function describeChangeEvent(event: unknown): string {
+  if (typeof event !== 'object' || event === null) return `not an object (${typeof event})`;
+  const e = event as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'bigint' ? String(v) : '?');
+  const name = e.table === undefined ? text(e.schema) : `${text(e.schema)}.${text(e.table)}`;
+  const detail = e.kind === 'row' ? text(e.op) : e.kind === 'ddl' ? text(e.ddlType) : '';
+  return `${text(e.kind)}${detail ? ` ${detail}` : ''} ${name} commitTs ${text(e.commitTs)}`;
+}
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * What is wrong with `value` as a name that becomes a path segment, or undefined when nothing is.
+ * '.' is refused too: path joining would drop it.
+ */
+export function pathNameProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return `must be a string, got ${typeof value}`;
+  if (value.length === 0) return 'must not be empty';
+  if (value.includes('/')) return `must not contain '/' (${JSON.stringify(value)})`;
+  if (value.includes('..')) return `must not contain '..' (${JSON.stringify(value)})`;
+  if (value === '.') return `must not be '.'`;
+  if (CONTROL.test(value)) return `must not contain control characters (${JSON.stringify(value)})`;
+  if (LONE_SURROGATE.test(value)) return `must be well-formed Unicode (${JSON.stringify(value)})`;
+  return undefined;
+}
+
+/** Problem with a uint64 timestamp or version, or undefined. */
+function uint64Problem(value: unknown): string | undefined {
+  if (typeof value !== 'bigint') return `must be a bigint, got ${typeof value}`;
+  if (value < 0n || value > MAX_UINT64) return `must be in [0, 2^64-1], got ${value}`;
+  return undefined;
+}
+
+/** Problem with a column value, or undefined. */
+export function columnValueProblem(value: unknown): string | undefined {
+  if (value === null || value instanceof Uint8Array) return undefined;
+  switch (typeof value) {
+    case 'string':
+    case 'bigint':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `must be a finite number, got ${value}`;
+    default:
+      return `must be a string, number, bigint, boolean, null or Uint8Array, got ${typeof value}`;
+  }
+}
+
+const ROW_OPS: ReadonlySet<string> = new Set(['insert', 'update', 'delete']);
+const COLUMN_TYPE = /^[A-Z][A-Z0-9_]*( [A-Z0-9_]+)*$/;
+
+/**
+ * Throws `InvalidChangeEventError` unless `event` is a well-formed change event; `where` says where it
+ * came from ('line 17', 'dispatcher 3') and goes into the message.
+ */
+export function checkChangeEvent(event: unknown, where: string): asserts event is ChangeEvent {
+  const problem = changeEventProblem(event);
+  if (problem !== undefined) throw new InvalidChangeEventError(event, where, problem);
+}
+
+function changeEventProblem(event: unknown): string | undefined {
+  if (typeof event !== 'object' || event === null) return 'must be an object';
+  const e = event as Record<string, unknown>;
+  if (e.kind === 'row') return rowProblem(e);
+  if (e.kind === 'ddl') return ddlProblem(e);
+  return `kind must be 'row' or 'ddl', got ${JSON.stringify(e.kind) ?? 'undefined'}`;
+}
+
+function named(field: string, problem: string | undefined): string | undefined {
+  return problem === undefined ? undefined : `${field} ${problem}`;
+}
+
+function rowProblem(e: Record<string, unknown>): string | undefined {
+  if (typeof e.op !== 'string' || !ROW_OPS.has(e.op)) {
+    return `op must be 'insert', 'update' or 'delete', got ${JSON.stringify(e.op) ?? 'undefined'}`;
+  }
+  const first =
+    named('schema', pathNameProblem(e.schema)) ??
+    named('table', pathNameProblem(e.table)) ??
+    named('dispatcherId', pathNameProblem(e.dispatcherId)) ??
+    named('tableVersion', uint64Problem(e.tableVersion)) ??
+    named('commitTs', uint64Problem(e.commitTs)) ??
+    columnsProblem('columns', e.columns);
+  if (first !== undefined) return first;
+  if (e.oldColumns === undefined) return undefined;
+  if (e.op !== 'update') return `oldColumns is only for an update, not for an ${e.op}`;
+  const old = columnsProblem('oldColumns', e.oldColumns);
+  if (old !== undefined) return old;
+  const after = Object.keys(e.columns as object).sort();
+  const before = Object.keys(e.oldColumns as object).sort();
+  if (after.length !== before.length || after.some((name, i) => name !== before[i])) {
+    return `oldColumns must name the same columns as columns (${before.join(',')} vs ${after.join(',')})`;
+  }
+  return undefined;
+}
+
+function columnsProblem(field: string, columns: unknown): string | undefined {
+  if (typeof columns !== 'object' || columns === null || Array.isArray(columns) || columns instanceof Uint8Array) {
+    return `${field} must be an object of column name to value`;
+  }
+  const entries = Object.entries(columns);
+  if (entries.length === 0) return `${field} must hold at least one column`;
+  for (const [name, value] of entries) {
+    const problem = named(`${field} name`, pathNameProblem(name)) ?? named(`${field}.${name}`, columnValueProblem(value));
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+function ddlProblem(e: Record<string, unknown>): string | undefined {
+  const first =
+    named('commitTs', uint64Problem(e.commitTs)) ??
+    (typeof e.query === 'string' ? undefined : 'query must be a string') ??
+    (typeof e.ddlType === 'string' && ddlTypeCode(e.ddlType) !== undefined
+      ? undefined
+      : `ddlType must be an upper-case TiDB DDL type name such as 'CREATE TABLE', got ${JSON.stringify(e.ddlType) ?? 'undefined'}`) ??
+    named('schema', pathNameProblem(e.schema)) ??
+    (e.table === undefined ? undefined : named('table', pathNameProblem(e.table)));
+  if (first !== undefined) return first;
+  if (e.tableDef !== undefined) {
+    const problem = tableDefProblem(e.tableDef);
+    if (problem !== undefined) return `tableDef ${problem}`;
+    if ((e.tableDef as TableDef).version !== e.commitTs) {
+      return `tableDef.version (${(e.tableDef as TableDef).version}) must equal the DDL's commitTs`;
+    }
+  }
+  const blocked = e.blockedDispatchers;
+  if (blocked === 'all') return undefined;
+  if (!Array.isArray(blocked)) return `blockedDispatchers must be 'all' or a list of dispatcher ids`;
+  for (const id of blocked) {
+    const problem = named('blockedDispatchers entry', pathNameProblem(id));
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/** What is wrong with a table definition, or undefined. */
+export function tableDefProblem(def: unknown): string | undefined {
+  if (typeof def !== 'object' || def === null) return 'must be an object';
+  const d = def as Record<string, unknown>;
+  const first =
+    named('schema', pathNameProblem(d.schema)) ??
+    named('table', pathNameProblem(d.table)) ??
+    named('version', uint64Problem(d.version));
+  if (first !== undefined) return first;
+  if (!Array.isArray(d.columns) || d.columns.length === 0) return 'columns must be a non-empty list';
+  const seen = new Set<string>();
+  for (const column of d.columns as unknown[]) {
+    const problem = columnDefProblem(column);
+    if (problem !== undefined) return `column ${problem}`;
+    const name = (column as ColumnDef).name;
+    if (seen.has(name)) return `column ${JSON.stringify(name)} appears twice`;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+function columnDefProblem(column: unknown): string | undefined {
+  if (typeof column !== 'object' || column === null) return 'must be an object';
+  const c = column as Record<string, unknown>;
+  const nameProblem = pathNameProblem(c.name);
+  if (nameProblem !== undefined) return `name ${nameProblem}`;
+  const where = JSON.stringify(c.name);
+  if (typeof c.type !== 'string' || !COLUMN_TYPE.test(c.type) || c.type.endsWith(' UNSIGNED')) {
+    return `${where} type must be an upper-case MySQL type without UNSIGNED (use unsigned: true), got ${JSON.stringify(c.type) ?? 'undefined'}`;
+  }
+  for (const flag of ['unsigned', 'nullable', 'primaryKey'] as const) {
+    if (c[flag] !== undefined && typeof c[flag] !== 'boolean') return `${where} ${flag} must be a boolean`;
+  }
+  if (c.default !== undefined && typeof c.default !== 'string' && !(typeof c.default === 'number' && Number.isFinite(c.default))) {
+    return `${where} default must be a string or a finite number`;
+  }
+  for (const size of ['precision', 'scale'] as const) {
+    const v = c[size];
+    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) {
+      return `${where} ${size} must be a non-negative integer`;
+    }
+  }
+  if (c.elems !== undefined && !(Array.isArray(c.elems) && c.elems.every((m) => typeof m === 'string'))) {
+    return `${where} elems must be a list of strings`;
+  }
+  return undefined;
+}
+
+/** Sets an own enumerable property even for names like '__proto__', which plain assignment would not. */
+export function setOwn<V>(record: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
