@@ -10,6 +10,7 @@ import {
   type RetryInfo,
   type RetryPolicy,
 } from '../../lib/core/retry.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 const policy = (overrides: Partial<RetryPolicy> = {}): RetryPolicy => ({ maxRetries: 3, minDelayMs: 100, maxDelayMs: 1000, jitter: 0, ...overrides });
 
@@ -25,14 +26,6 @@ class Throttled extends Error {
 
 const retryThrottled = (error: unknown) => error instanceof Throttled;
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 describe('retry policy', () => {
   describe('checkRetryPolicy', () => {
@@ -163,7 +156,7 @@ describe('retry policy', () => {
       const { slept, sleep } = recordingSleep();
       let calls = 0;
       const last = new Throttled('503 SlowDown from http://127.0.0.1:9000');
-      const error = await rejection(
+      const error = await rejectionOf(
         withRetries(
           'put s3://cdc/orders/CDC000001.csv',
           async () => {
@@ -189,7 +182,7 @@ describe('retry policy', () => {
 
     it('with maxRetries 0 makes one attempt and reports it', async () => {
       const { slept, sleep } = recordingSleep();
-      const error = await rejection(withRetries('get k', async () => Promise.reject('plain string'), { policy: policy({ maxRetries: 0 }), isRetryable: () => true, sleep }));
+      const error = await rejectionOf(withRetries('get k', async () => Promise.reject('plain string'), { policy: policy({ maxRetries: 0 }), isRetryable: () => true, sleep }));
       expect(slept).to.deep.equal([]);
       expect((error as RetriesExhaustedError).attempts).to.equal(1);
       expect((error as Error).message).to.equal(
@@ -201,7 +194,7 @@ describe('retry policy', () => {
       const { slept, sleep } = recordingSleep();
       const denied = new Error('403 AccessDenied');
       let calls = 0;
-      const error = await rejection(
+      const error = await rejectionOf(
         withRetries(
           'put k',
           async () => {
@@ -218,9 +211,9 @@ describe('retry policy', () => {
 
     it('fails with the error of isRetryable or onRetry when they throw', async () => {
       const broken = new Error('isRetryable broke');
-      expect(await rejection(withRetries('op', async () => Promise.reject(new Throttled('x')), { policy: policy(), isRetryable: () => { throw broken; } }))).to.equal(broken);
+      expect(await rejectionOf(withRetries('op', async () => Promise.reject(new Throttled('x')), { policy: policy(), isRetryable: () => { throw broken; } }))).to.equal(broken);
       const logFailed = new Error('log failed');
-      const error = await rejection(
+      const error = await rejectionOf(
         withRetries('op', async () => Promise.reject(new Throttled('x')), { policy: policy(), isRetryable: () => true, onRetry: () => { throw logFailed; }, sleep: async () => {} }),
       );
       expect(error).to.equal(logFailed);
@@ -231,7 +224,7 @@ describe('retry policy', () => {
       const reason = new Error('shutting down');
       controller.abort(reason);
       let calls = 0;
-      const error = await rejection(withRetries('op', async () => calls++, { policy: policy(), isRetryable: () => true, signal: controller.signal }));
+      const error = await rejectionOf(withRetries('op', async () => calls++, { policy: policy(), isRetryable: () => true, signal: controller.signal }));
       expect(error).to.equal(reason);
       expect(calls).to.equal(0);
     });
@@ -258,7 +251,7 @@ describe('retry policy', () => {
       await new Promise((resolve) => setImmediate(resolve));
       expect(slept).to.deep.equal([60_000]);
       controller.abort(reason);
-      expect(await rejection(pending)).to.equal(reason);
+      expect(await rejectionOf(pending)).to.equal(reason);
       expect(calls).to.equal(1);
       expect(Date.now() - started).to.be.below(1000);
     });
@@ -274,7 +267,7 @@ describe('retry policy', () => {
         signal: controller.signal,
       });
       setTimeout(() => controller.abort(reason), 20);
-      expect(await rejection(viaTimer)).to.equal(reason);
+      expect(await rejectionOf(viaTimer)).to.equal(reason);
       expect(calls).to.equal(1);
       expect(Date.now() - started).to.be.below(1000);
 
@@ -287,7 +280,7 @@ describe('retry policy', () => {
         },
         { policy: policy(), isRetryable: retryThrottled, signal: second.signal, sleep: async () => expect.fail('must not back off') },
       );
-      expect(await rejection(abortedMidAttempt)).to.equal(reason);
+      expect(await rejectionOf(abortedMidAttempt)).to.equal(reason);
     });
 
     it('waits the real backoff with the default sleep', async () => {

@@ -31,7 +31,7 @@ import {
   type SegmentStoreOptions,
   type SegmentStoreStats,
 } from '../../lib/core/segmentStore.ts';
-import { tick, until, openFds, segmentFiles } from '../support/waiting.ts';
+import { tick, until, openFds, segmentFiles, rejectionOf } from '../support/waiting.ts';
 
 const HEADER = RECORD_HEADER_BYTES;
 const bytes = (length: number, fill: number) => Buffer.alloc(length, fill);
@@ -73,14 +73,6 @@ class Appender {
   }
 }
 
-async function expectRejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('SegmentStore', () => {
   let root: string;
@@ -350,7 +342,7 @@ describe('SegmentStore', () => {
         [{ segment: 0, offset: 0, length: 11 }, `spool: cannot read record { segment: 0, offset: 0, length: 11 } in ${dir}: the record appended there has 10 payload bytes`],
       ];
       for (const [pointer, message] of cases) {
-        const error = await expectRejection(store.read([kept, pointer]));
+        const error = await rejectionOf(store.read([kept, pointer]));
         expect(error.message).to.contain(message);
       }
       expect(store.stats.reads).to.equal(0);
@@ -382,7 +374,7 @@ describe('SegmentStore', () => {
     it('a flipped payload byte: CorruptRecordError naming the file, the offset and a bad checksum', async () => {
       const { store, pointers, file } = await setUp();
       patch(file, 108 + HEADER + 50, Buffer.from([0xff]));
-      const error = await expectRejection(store.read(pointers));
+      const error = await rejectionOf(store.read(pointers));
       expect(error).to.be.instanceOf(CorruptRecordError);
       expect(error).to.include({ file, offset: 108 });
       expect(error.message).to.match(
@@ -396,7 +388,7 @@ describe('SegmentStore', () => {
     it('a header length that disagrees with the pointer: CorruptRecordError (length mismatch)', async () => {
       const { store, pointers, file } = await setUp();
       patch(file, 216, Buffer.from([0, 0, 0, 99]));
-      const error = await expectRejection(store.read([pointers[2]!]));
+      const error = await rejectionOf(store.read([pointers[2]!]));
       expect(error).to.be.instanceOf(CorruptRecordError).and.include({ file, offset: 216 });
       expect(error.message).to.equal(`spool: corrupt record in ${file} at byte offset 216: length mismatch: the header says 99 payload bytes, the pointer 100`);
     });
@@ -404,13 +396,13 @@ describe('SegmentStore', () => {
     it('a truncated segment file: CorruptRecordError (truncated), inside the payload or before the header', async () => {
       const { store, pointers, file } = await setUp();
       truncateSync(file, 216 + HEADER + 40);
-      const inPayload = await expectRejection(store.read(pointers));
+      const inPayload = await rejectionOf(store.read(pointers));
       expect(inPayload).to.be.instanceOf(CorruptRecordError).and.include({ file, offset: 216 });
       expect(inPayload.message).to.equal(`spool: corrupt record in ${file} at byte offset 216: truncated: the file ends at byte 264, short of the record's 100-byte payload`);
       truncateSync(file, 110);
-      const beforeHeader = await expectRejection(store.read([pointers[2]!]));
+      const beforeHeader = await rejectionOf(store.read([pointers[2]!]));
       expect(beforeHeader.message).to.equal(`spool: corrupt record in ${file} at byte offset 216: truncated: the file ends at or before byte 216, short of the record's 8-byte header`);
-      const second = await expectRejection(store.read([pointers[1]!]));
+      const second = await rejectionOf(store.read([pointers[1]!]));
       expect(second.message).to.equal(`spool: corrupt record in ${file} at byte offset 108: truncated: the file ends at byte 110, short of the record's 8-byte header`);
     });
   });
@@ -592,7 +584,7 @@ describe('SegmentStore', () => {
       expect(existsSync(dir)).to.equal(false);
       expect(store.stats).to.deep.equal({ diskBytes: 0, diskRecords: 0, segments: 0, unwrittenBytes: 0, reads: 0, openFiles: 0 });
       expect(() => store.append(bytes(1, 1), () => {})).to.throw(`spool: cannot append to the segment store in ${dir}: it is closed`);
-      const error = await expectRejection(store.read([pointer]));
+      const error = await rejectionOf(store.read([pointer]));
       expect(error.message).to.equal(`spool: cannot read from the segment store in ${dir}: it is closed`);
     });
 
@@ -601,7 +593,7 @@ describe('SegmentStore', () => {
       const store = callbackStore({ dir, segmentBytes: 64 });
       stores.push(store);
       expect(() => store.append(bytes(1, 1), () => {})).to.throw(`spool: cannot append to the segment store in ${dir}: call open() first`);
-      expect((await expectRejection(store.read([]))).message).to.equal(`spool: cannot read from the segment store in ${dir}: call open() first`);
+      expect((await rejectionOf(store.read([]))).message).to.equal(`spool: cannot read from the segment store in ${dir}: call open() first`);
     });
 
     it('leaves the fd count where it started after use and close', async () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Gauge } from 'prom-client';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { createMetricsRegistry, serveMetrics, shardMetrics, type MetricsServer } from '../../lib/metrics/index.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -25,15 +26,6 @@ async function handlesBackTo(baseline: { servers: number; sockets: number }): Pr
   return now;
 }
 
-/** The rejection of `promise` (fails when it resolves). */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Resolves to 'settled' or, after `ms`, to 'timed out'. */
 function within(promise: Promise<unknown>, ms: number): Promise<'settled' | 'timed out'> {

@@ -8,6 +8,7 @@ import type { AzureStorageOptions } from '../../lib/storage/azureStorage.ts';
 import { serviceOrSkip, startAzurite, startFaultProxy } from '../support/services.ts';
 import type { AzuriteService, FaultProxy } from '../support/services.ts';
 import { collect, describeStorageConformance, expectBytes } from './conformance.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 const CONTAINER = 'sluice-test';
 const MiB = 1024 * 1024;
@@ -171,7 +172,7 @@ describe('AzureStorage against azurite', function () {
       it('gives up after maxRetries with a RetriesExhaustedError naming the operation, container and key', async () => {
         const storage = proxiedStorage({ retry: { maxRetries: 2, minDelayMs: 1, maxDelayMs: 1, jitter: 0 } });
         proxy.inject({ status: 503, code: 'ServerBusy' }, 3);
-        const error = await rejection(storage.delete('busy.bin'));
+        const error = await rejectionOf(storage.delete('busy.bin'));
         expect(error).to.be.instanceOf(RetriesExhaustedError);
         expect((error as RetriesExhaustedError).attempts).to.equal(3);
         expect((error as Error).message).to.match(
@@ -184,7 +185,7 @@ describe('AzureStorage against azurite', function () {
       it('does not retry a 403 and names the operation, container and key', async () => {
         const storage = proxiedStorage();
         proxy.inject({ status: 403, code: 'AuthorizationFailure' });
-        const error = await rejection(storage.put('denied.bin', Buffer.from('x')));
+        const error = await rejectionOf(storage.put('denied.bin', Buffer.from('x')));
         expect(error).to.be.instanceOf(AzureStorageError);
         expect((error as AzureStorageError).statusCode).to.equal(403);
         expect((error as AzureStorageError).errorCode).to.equal('AuthorizationFailure');
@@ -208,7 +209,7 @@ describe('AzureStorage against azurite', function () {
         ['exists', () => storage.exists('k.bin')],
         ['list', () => collect(storage.list('k'))],
       ] as const) {
-        const error = await rejection(call());
+        const error = await rejectionOf(call());
         expect(error, operation).to.be.instanceOf(AzureStorageError);
         expect((error as AzureStorageError).statusCode, operation).to.equal(404);
         expect((error as AzureStorageError).errorCode, operation).to.equal('ContainerNotFound');
@@ -225,11 +226,3 @@ describe('AzureStorage against azurite', function () {
   });
 });
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return expect.fail('expected a rejection');
-}

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { compareKeys, InvalidKeyError, type KeyRule } from '../../lib/storage/keys.ts';
 import { redactUri } from '../../lib/storage/uri.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 export interface OpenedStorage {
   /** An empty storage (a fresh folder, bucket prefix, container prefix...). */
@@ -367,7 +368,7 @@ export function describeStorageConformance(name: string, open: () => Promise<Ope
           ['delete', () => storage.delete('before-close.csv')],
           ['list', () => collect(storage.list(''))],
         ] as const) {
-          const error = await rejection(call);
+          const error = await rejectionOf(call);
           expect(error, `${operation} after close`).to.be.instanceOf(Error);
           expect((error as Error).message, `${operation} after close`).to.match(/closed/i).and.to.include(storage.uri);
         }
@@ -421,17 +422,9 @@ function describeKey(key: unknown): string {
   return key.length > 24 ? `${JSON.stringify(key.slice(0, 12))}… (${Buffer.byteLength(key)} B)` : JSON.stringify(key);
 }
 
-async function rejection(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (error) {
-    return error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 async function expectInvalidKey(call: () => Promise<unknown>, key: unknown, rule: KeyRule): Promise<void> {
-  const error = await rejection(call);
+  const error = await rejectionOf(call);
   expect(error, `expected an InvalidKeyError for ${describeKey(key)}, got ${String(error)}`).to.be.instanceOf(InvalidKeyError);
   expect((error as InvalidKeyError).rule).to.equal(rule);
   expect((error as InvalidKeyError).key).to.equal(key);

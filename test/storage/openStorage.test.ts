@@ -21,6 +21,7 @@ import type { ExternalStorage } from '../../lib/storage/index.ts';
 import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver } from '../support/services.ts';
 import type { AzuriteService, S3rverService } from '../support/services.ts';
 import { collect, expectBytes } from './conformance.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 const S3_ENV = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey };
 
@@ -112,13 +113,13 @@ describe('openStorage', () => {
       const uri = `s3://opened/p?endpoint=http://127.0.0.1:${await closedPort()}`;
       const retries: RetryInfo[] = [];
       const shared = { env: S3_ENV, retry: { maxRetries: 2, minDelayMs: 1, maxDelayMs: 1 }, onRetry: (info: RetryInfo) => retries.push(info) };
-      const error = await rejection((await open(uri, shared)).get('k'));
+      const error = await rejectionOf((await open(uri, shared)).get('k'));
       expect(error).to.be.instanceOf(RetriesExhaustedError);
       expect((error as RetriesExhaustedError).attempts).to.equal(3);
       expect(retries).to.have.length(2);
 
       retries.length = 0;
-      const own = await rejection((await open(uri, { ...shared, s3: { retry: { maxRetries: 0 } } })).get('k'));
+      const own = await rejectionOf((await open(uri, { ...shared, s3: { retry: { maxRetries: 0 } } })).get('k'));
       expect((own as RetriesExhaustedError).attempts).to.equal(1);
       expect(retries).to.deep.equal([]);
     });
@@ -149,7 +150,7 @@ describe('openStorage', () => {
 
     it('rejects, naming the variables to set, when env has no credentials', async () => {
       const uri = `azure://opened/tenant-1?endpoint=${azurite!.endpoint}`;
-      const error = await rejection(openStorage(uri, { env: {} }));
+      const error = await rejectionOf(openStorage(uri, { env: {} }));
       expect((error as Error).message).to.equal(
         `AzureStorage: no credentials for ${uri}: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY`,
       );
@@ -169,7 +170,7 @@ describe('openStorage', () => {
       it(`rejects ${uri} with the parser's InvalidStorageUriError`, async () => {
         const expected = thrown(() => parseStorageUri(uri));
         expect(expected).to.be.instanceOf(InvalidStorageUriError);
-        const error = await rejection(openStorage(uri));
+        const error = await rejectionOf(openStorage(uri));
         expect(error).to.be.instanceOf(InvalidStorageUriError);
         expect((error as Error).message).to.equal((expected as Error).message);
         expect((error as Error).message).to.not.include('abc123');
@@ -178,14 +179,6 @@ describe('openStorage', () => {
   });
 });
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 function thrown(call: () => unknown): unknown {
   try {

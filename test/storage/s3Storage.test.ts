@@ -11,6 +11,7 @@ import type { S3StorageOptions } from '../../lib/storage/s3Storage.ts';
 import { S3RVER_CREDENTIALS, serviceOrSkip, startFaultProxy, startS3rver } from '../support/services.ts';
 import type { FaultProxy, S3rverService } from '../support/services.ts';
 import { collect, describeStorageConformance, expectBytes } from './conformance.ts';
+import { rejectionOf } from '../support/waiting.ts';
 
 const BUCKET = 'sluice-test';
 const ENV = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey };
@@ -130,7 +131,7 @@ describe('S3Storage against s3rver', function () {
         },
         { step: 'initialize', name: 'refusePartTwo' },
       );
-      const error = await rejection(storage.put('refused.bin', randomBytes(11 * MiB)));
+      const error = await rejectionOf(storage.put('refused.bin', randomBytes(11 * MiB)));
       expect(error).to.be.instanceOf(S3StorageError);
       expect((error as S3StorageError).statusCode).to.equal(403);
       expect((error as Error).message).to.equal(
@@ -204,7 +205,7 @@ describe('S3Storage against s3rver', function () {
       it('gives up after maxRetries with a RetriesExhaustedError naming the operation, bucket and key', async () => {
         const storage = proxiedStorage({ retry: { maxRetries: 2, minDelayMs: 1, maxDelayMs: 1, jitter: 0 } });
         proxy.inject({ status: 503, code: 'ServiceUnavailable' }, 3);
-        const error = await rejection(storage.put('unavailable.bin', Buffer.from('x')));
+        const error = await rejectionOf(storage.put('unavailable.bin', Buffer.from('x')));
         expect(error).to.be.instanceOf(RetriesExhaustedError);
         expect((error as RetriesExhaustedError).attempts).to.equal(3);
         expect((error as Error).message).to.match(
@@ -217,7 +218,7 @@ describe('S3Storage against s3rver', function () {
       it('does not retry a 403 and names the operation, bucket and key', async () => {
         const storage = proxiedStorage();
         proxy.inject({ status: 403, code: 'AccessDenied' });
-        const error = await rejection(storage.put('denied.bin', Buffer.from('x')));
+        const error = await rejectionOf(storage.put('denied.bin', Buffer.from('x')));
         expect(error).to.be.instanceOf(S3StorageError);
         expect((error as S3StorageError).statusCode).to.equal(403);
         expect((error as S3StorageError).bucket).to.equal(BUCKET);
@@ -237,7 +238,7 @@ describe('S3Storage against s3rver', function () {
         ['get', () => storage.get('k.bin')],
         ['list', () => collect(storage.list('k'))],
       ] as const) {
-        const error = await rejection(call());
+        const error = await rejectionOf(call());
         expect(error, operation).to.be.instanceOf(S3StorageError);
         expect((error as S3StorageError).statusCode, operation).to.equal(404);
         const target = operation === 'list' ? `${storage.prefix}/k` : `${storage.prefix}/k.bin`;
@@ -250,7 +251,7 @@ describe('S3Storage against s3rver', function () {
       const port = await closedPort();
       const retries: RetryInfo[] = [];
       const storage = openStorage({ onRetry: (info) => retries.push(info), retry: { maxRetries: 2, minDelayMs: 1, maxDelayMs: 1, jitter: 0 } }, `http://127.0.0.1:${port}`);
-      const error = await rejection(storage.get('k.bin'));
+      const error = await rejectionOf(storage.get('k.bin'));
       expect(error).to.be.instanceOf(RetriesExhaustedError);
       expect((error as Error).message).to.match(new RegExp(`^S3Storage: get s3://${BUCKET}/${storage.prefix}/k\\.bin: failed 3 times`));
       expect(retries.map(({ error: cause }) => (cause as { code?: string }).code)).to.deep.equal(['ECONNREFUSED', 'ECONNREFUSED']);
@@ -274,14 +275,6 @@ describe('S3Storage against s3rver', function () {
   });
 });
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 /** A port on 127.0.0.1 that nothing listens on (just released by a server of ours). */
 async function closedPort(): Promise<number> {

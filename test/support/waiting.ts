@@ -18,3 +18,13 @@ export const openFds = () => readdirSync('/proc/self/fd').length;
 
 /** The spool segment files in `dir`, sorted (none when it does not exist). */
 export const segmentFiles = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith('.spool')).sort() : []);
+
+/** The error a promise (or a call) rejects with; fails the test when it resolves instead. */
+export async function rejectionOf(promise: Promise<unknown> | (() => Promise<unknown>)): Promise<Error> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection, but it resolved');
+}

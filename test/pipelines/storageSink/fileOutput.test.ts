@@ -21,7 +21,7 @@ import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.
 import { FileOutput, FileOutputError, type FileOutputOptions, type FileWriteEvent } from '../../../pipelines/storageSink/fileOutput.ts';
 import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver } from '../../support/services.ts';
 import type { AzuriteService, S3rverService } from '../../support/services.ts';
-import { tick, until } from '../../support/waiting.ts';
+import { tick, until, rejectionOf } from '../../support/waiting.ts';
 
 const INDEX_KEY = /^(.*)\/meta\/CDC(?:_.+)?\.index$/;
 
@@ -109,15 +109,6 @@ async function keysUnder(storage: ExternalStorage, prefix: string): Promise<stri
   return keys.sort(); // s3rver lists in directory-walk order
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(Error);
-    return error as Error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 interface Deferred {
   promise: Promise<void>;
@@ -369,7 +360,7 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
     it('fails clearly, naming the storage, the path and the operation, when the index outgrows fileIndexWidth', async () => {
       await storage.put(`${ORDERS}/meta/CDC.index`, bytesOf('CDC999999.csv\n'));
       storage.calls.length = 0;
-      const error = await rejection(output().writeDataFile(orders, bytesOf('x')));
+      const error = await rejectionOf(output().writeDataFile(orders, bytesOf('x')));
       expect(error).to.be.instanceOf(FileOutputError);
       expect(error.message).to.equal(
         `FileOutput ${storage.uri}: cannot number the next data file in "${ORDERS}": index 1000000 does not fit fileIndexWidth 6 (largest 999999); raise fileIndexWidth or start a new date folder`,
@@ -383,10 +374,10 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
       await storage.put(`${ORDERS}/meta/CDC.index`, bytesOf('garbage in here\n'));
       await storage.put(`${ORDERS}/meta/CDC_d1.index`, bytesOf('CDC_d2_000001.csv\n'));
       const out = output();
-      const garbage = await rejection(out.writeDataFile(orders, bytesOf('x')));
+      const garbage = await rejectionOf(out.writeDataFile(orders, bytesOf('x')));
       expect(garbage).to.be.instanceOf(FileOutputError).with.property('operation', 'read index file');
       expect(garbage.message).to.include(storage.uri).and.include(`"${ORDERS}/meta/CDC.index"`).and.include('not an index file');
-      const foreign = await rejection(out.writeDataFile(orders, bytesOf('x'), 'd1'));
+      const foreign = await rejectionOf(out.writeDataFile(orders, bytesOf('x'), 'd1'));
       expect(foreign.message).to.equal(
         `FileOutput ${storage.uri}: cannot read index file "${ORDERS}/meta/CDC_d1.index": it names "CDC_d2_000001.csv", not a data file of dispatcher "d1"`,
       );
@@ -503,13 +494,13 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
 
   it('rejects a bad folder, dispatcher id, payload or checkpoint before any I/O', async () => {
     const out = new FileOutput({ storage, extension: '.csv' });
-    const badTable = await rejection(out.writeDataFile({ ...orders, table: 'a/b' }, bytesOf('x')));
+    const badTable = await rejectionOf(out.writeDataFile({ ...orders, table: 'a/b' }, bytesOf('x')));
     expect(badTable).to.be.instanceOf(InvalidOptionError).with.property('option', 'table');
-    const badDispatcher = await rejection(out.writeDataFile(orders, bytesOf('x'), '..'));
+    const badDispatcher = await rejectionOf(out.writeDataFile(orders, bytesOf('x'), '..'));
     expect(badDispatcher).to.be.instanceOf(InvalidOptionError).with.property('option', 'dispatcherId');
-    const badBytes = await rejection(out.writeDataFile(orders, 'x' as unknown as Uint8Array));
+    const badBytes = await rejectionOf(out.writeDataFile(orders, 'x' as unknown as Uint8Array));
     expect(badBytes).to.be.instanceOf(InvalidOptionError).with.property('option', 'bytes');
-    const badCheckpoint = await rejection(out.writeCheckpoint(-1n));
+    const badCheckpoint = await rejectionOf(out.writeCheckpoint(-1n));
     expect(badCheckpoint).to.be.instanceOf(InvalidOptionError).with.property('option', 'checkpointTs');
     expect(storage.calls).to.deep.equal([]);
     expect(out.heldFolders).to.equal(0);
@@ -519,7 +510,7 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     const out = new FileOutput({ storage, extension: '.csv', fileIndexWidth: 6 });
     await out.writeDataFile(orders, bytesOf('0'));
     memory.failNext('put', new Error('injected outage'));
-    const error = await rejection(out.writeDataFile(orders, bytesOf('1')));
+    const error = await rejectionOf(out.writeDataFile(orders, bytesOf('1')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('operation', 'write data file');
     expect(error.message).to.equal(`FileOutput memory://faults: cannot write data file "${ORDERS}/CDC000001.csv": Error: injected outage`);
     expect((error as FileOutputError).path).to.equal(`${ORDERS}/CDC000001.csv`);
@@ -536,7 +527,7 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     storage.beforePut = (key) => {
       if (INDEX_KEY.test(key)) memory.failNext('put', new Error('index outage'));
     };
-    const error = await rejection(out.writeDataFile(orders, bytesOf('first try')));
+    const error = await rejectionOf(out.writeDataFile(orders, bytesOf('first try')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('operation', 'write index file');
     expect(error.message).to.equal(`FileOutput memory://faults: cannot write index file "${ORDERS}/meta/CDC.index": Error: index outage`);
     expect(textOf(await storage.get(`${ORDERS}/CDC000000.csv`))).to.equal('first try');
@@ -709,7 +700,7 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
         if (throwing) throw thrown;
       },
     });
-    const error = await rejection(out.writeDataFile(orders, bytesOf('x')));
+    const error = await rejectionOf(out.writeDataFile(orders, bytesOf('x')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('cause', thrown);
     expect(error.message).to.include('onWrite threw').and.include(`${ORDERS}/CDC000000.csv`);
     expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000000.csv\n');
