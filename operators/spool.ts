@@ -85,12 +85,16 @@ export const SPOOL_DEFAULTS = {
 const OWNER = 'spool';
 
 /**
- * What one queued item costs in memory besides its value (its entry, the upstream ack it keeps,
- * its slots in the queue and the segment index; measured at about 152 B on Node 20). It is charged
- * to `memoryBytes`, so a spool with many small items spilled keeps fewer values in memory instead
- * of growing past its quota.
+ * What an item queued as its own entry costs in memory besides its value (the entry, the upstream
+ * ack it keeps, its queue slots; measured at about 152 B on Node 20).
  */
 const ENTRY_BYTES = 160;
+
+/**
+ * What an item spilled into a disk run costs in memory: its record offset, its ack slot and the
+ * upstream ack itself (measured at about 83 B on Node 20).
+ */
+const RUN_RECORD_BYTES = 88;
 
 /** Items looked at for one read-ahead batch, so tiny or in-memory items cannot make it scan far. */
 const MAX_READ_AHEAD_ITEMS = 4096;
@@ -98,17 +102,18 @@ const MAX_READ_AHEAD_ITEMS = 4096;
 /** Folders of live spools in this process: two spools wiping one folder would destroy each other. */
 const foldersInUse = new Set<string>();
 
-/** Where a queued item waits; `emitted` once it left (its entry lives on as its ack's context). */
+/** Where an entry's item waits; `emitted` once it left (the entry lives on as its ack's context). */
 type Tier = 'memory' | 'disk' | 'held' | 'oversized' | 'emitted';
 
 /**
- * One accepted item, from arrival until it is flushed downstream; also the context of its emitted
- * ack and its token in the segment store, so a spilled item costs no closure (a few dozen bytes).
+ * An item queued on its own: in memory, held (disk quota), oversized, or moved to disk later
+ * (evicted from memory, or a held item placed once room came). Also the context of an emitted item's
+ * ack, and a DiskPointer once spilled.
  */
 class Entry<T> implements DiskPointer {
   readonly ack: Ack;
   readonly bytes: number;
-  tier: Tier = 'memory';
+  tier: Tier;
   /** The value while it is in memory (or once read back from disk). */
   value: T | undefined;
   /** Where its record is, once spilled (segment -1: never spilled). */
@@ -116,19 +121,76 @@ class Entry<T> implements DiskPointer {
   offset = 0;
   length = 0;
 
-  constructor(ack: Ack, bytes: number, value: T) {
+  constructor(ack: Ack, bytes: number, value: T | undefined, tier: Tier) {
     this.ack = ack;
     this.bytes = bytes;
     this.value = value;
+    this.tier = tier;
   }
 
-  /** Keeps the record's place, not the pointer object: a spilled item should cost a few dozen bytes. */
+  /** Keeps the record's place, not the pointer object. */
   spilledTo(pointer: DiskPointer): void {
     this.segment = pointer.segment;
     this.offset = pointer.offset;
     this.length = pointer.length;
   }
 }
+
+/** A record read back from a run, waiting for the window. */
+interface LoadedRecord<T> {
+  readonly value: T;
+  readonly bytes: number;
+  readonly pointer: DiskPointer;
+}
+
+/**
+ * Items spilled one after another as they arrived, their records contiguous in one segment: the
+ * common case under load, kept compact. Each record's pointer is its offset (its length follows from
+ * the next offset); each item keeps its upstream ack; records read back wait in `ready`.
+ */
+class DiskRun<T> {
+  readonly segment: number;
+  readonly offsets: number[] = [];
+  readonly acks: (Ack | undefined)[] = [];
+  /** The offset just past the last record. */
+  end: number;
+  /** The next record to emit. */
+  next = 0;
+  readonly ready = new Queue<LoadedRecord<T>>();
+
+  constructor(first: DiskPointer) {
+    this.segment = first.segment;
+    this.end = first.offset;
+  }
+
+  /** True when `pointer` is the record right after this run's last one. */
+  continuesWith(pointer: DiskPointer): boolean {
+    return pointer.segment === this.segment && pointer.offset === this.end;
+  }
+
+  add(pointer: DiskPointer, ack: Ack): void {
+    this.offsets.push(pointer.offset);
+    this.acks.push(ack);
+    this.end = pointer.offset + RECORD_HEADER_BYTES + pointer.length;
+  }
+
+  pointerAt(index: number): DiskPointer {
+    const offset = this.offsets[index]!;
+    const end = index + 1 < this.offsets.length ? this.offsets[index + 1]! : this.end;
+    return { segment: this.segment, offset, length: end - offset - RECORD_HEADER_BYTES };
+  }
+
+  /** The first record not yet read back. */
+  get unread(): number {
+    return this.next + this.ready.length;
+  }
+
+  get done(): boolean {
+    return this.next === this.offsets.length;
+  }
+}
+
+type Slot<T> = Entry<T> | DiskRun<T>;
 
 /**
  * Accepts every item at once into a memory tier up to `memoryBytes`, beyond it into append-only
@@ -166,11 +228,14 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         subscriber.error(new Error(`${OWNER}: folder ${dir} is already in use by another spool; give each spool its own folder`));
         return;
       }
-      const pending = new Queue<Entry<T>>();
+      /** Every queued item in input order: entries, and runs of items spilled one after another. */
+      const pending = new Queue<Slot<T>>();
       /** Entries placed in the memory tier, oldest first; emitted or evicted ones are skipped lazily. */
       const inMemory = new Queue<Entry<T>>();
       /** Entries whose wake is held (disk quota), oldest first; emitted ones are skipped lazily. */
       const held = new Queue<Entry<T>>();
+      let entries = 0;
+      let runRecords = 0;
       let memoryUsed = 0;
       let memoryItems = 0;
       let diskItems = 0;
@@ -184,13 +249,14 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
       let closed = false;
       let statsDue = false;
 
-      const store = new SegmentStore<Entry<T>>({
+      // A record's token is its item's upstream ack: stored means woken.
+      const store = new SegmentStore<Ack>({
         dir,
         segmentBytes: settings.segmentBytes,
         owner: OWNER,
-        onWritten: (entry, error) => {
+        onWritten: (ack, error) => {
           if (error) return fail(error);
-          if (!closed) entry.ack.enqueued();
+          if (!closed) ack.enqueued();
         },
       });
       try {
@@ -231,45 +297,101 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
 
       // Without a codec, values are bytes (checked as they arrive).
       const encode = (value: T): Uint8Array => (codec ? codec.encode(value) : (value as Uint8Array));
+      const decode = (bytes: Uint8Array): T => (codec ? codec.decode(bytes) : (bytes as T));
 
-      /** The estimated memory of the queued items themselves (entries, acks, index), values aside. */
-      const indexBytes = () => pending.length * ENTRY_BYTES;
+      /** The estimated memory of the queued items themselves (entries, acks, pointers), values aside. */
+      const indexBytes = () => entries * ENTRY_BYTES + runRecords * RUN_RECORD_BYTES;
 
       /** Room on disk for `recordBytes` more, counting what is on its way to the files. */
       const diskHasRoom = (recordBytes: number) => store.stats.diskBytes + recordBytes <= diskQuotaBytes;
 
-      /** Stores an entry in memory, on disk, or holds it (quota); wakes its path once stored. */
-      const place = (entry: Entry<T>, value: T): void => {
-        if (memoryUsed + indexBytes() + entry.bytes <= memoryBytes) {
-          entry.tier = 'memory';
-          memoryUsed += entry.bytes;
-          memoryItems++;
-          inMemory.push(entry);
-          entry.ack.enqueued();
-          return;
-        }
-        if (!spill(entry, value)) {
-          entry.tier = 'held';
-          heldWakes++;
-        }
-      };
+      /** Room in memory for a value of `bytes` (its entry already counted). */
+      const memoryHasRoom = (bytes: number) => memoryUsed + indexBytes() + bytes <= memoryBytes;
 
-      /** Places a new entry; one that has to wait joins the held queue. */
-      const admit = (entry: Entry<T>, value: T): void => {
-        place(entry, value);
-        if (entry.tier === 'held') held.push(entry);
+      const toMemory = (entry: Entry<T>) => {
+        entry.tier = 'memory';
+        memoryUsed += entry.bytes;
+        memoryItems++;
+        inMemory.push(entry);
+        entry.ack.enqueued();
       };
 
       /** Writes an entry's value to a segment; false when the disk quota has no room for it. */
-      const spill = (entry: Entry<T>, value: T): boolean => {
-        const payload = encode(value);
+      const spillEntry = (entry: Entry<T>): boolean => {
+        const payload = encode(entry.value as T);
         if (!diskHasRoom(payload.byteLength + RECORD_HEADER_BYTES)) return false;
         entry.tier = 'disk';
         entry.value = undefined;
         diskItems++;
         spilledItems++;
-        entry.spilledTo(store.append(payload, entry));
+        entry.spilledTo(store.append(payload, entry.ack));
         return true;
+      };
+
+      /** Spills a new item into the run at the tail of the queue (or a new run); false without room. */
+      const spillToRun = (ack: Ack, value: T): boolean => {
+        const payload = encode(value);
+        if (!diskHasRoom(payload.byteLength + RECORD_HEADER_BYTES)) return false;
+        const pointer = store.append(payload, ack);
+        const tail = pending.last();
+        if (tail instanceof DiskRun && tail.continuesWith(pointer)) {
+          tail.add(pointer, ack);
+        } else {
+          const run = new DiskRun<T>(pointer);
+          run.add(pointer, ack);
+          pending.push(run);
+        }
+        runRecords++;
+        diskItems++;
+        spilledItems++;
+        return true;
+      };
+
+      const enqueueEntry = (entry: Entry<T>) => {
+        pending.push(entry);
+        entries++;
+      };
+
+      const accept = (item: Acked<T>) => {
+        const { value, ack } = item;
+        try {
+          if (!codec && !(value instanceof Uint8Array)) {
+            throw new TypeError(`${OWNER}: item #${index} is not a Uint8Array; give the spool a codec for such values`);
+          }
+          const bytes = checkedSize(sizeOf(value), index);
+          // Decided with this item's own entry counted.
+          const fitsInMemory = memoryUsed + indexBytes() + ENTRY_BYTES + bytes <= memoryBytes;
+          if (bytes > diskQuotaBytes && !fitsInMemory) {
+            enqueueEntry(new Entry(ack, bytes, value, 'oversized'));
+            oversizedItems++;
+          } else if (fitsInMemory) {
+            const entry = new Entry(ack, bytes, value, 'memory');
+            enqueueEntry(entry);
+            toMemory(entry);
+          } else if (!spillToRun(ack, value)) {
+            const entry = new Entry(ack, bytes, value, 'held');
+            enqueueEntry(entry);
+            heldWakes++;
+            held.push(entry);
+          }
+        } catch (error) {
+          subscriber.error(error);
+          return;
+        }
+        index++;
+        pump();
+      };
+
+      /** A flush freed memory or a segment: held items take the room, in order. */
+      const placeHeld = () => {
+        for (let entry = held.peek(); entry !== undefined; entry = held.peek()) {
+          if (entry.tier === 'held') {
+            if (memoryHasRoom(entry.bytes)) toMemory(entry);
+            else if (!spillEntry(entry)) return; // later held items wait too: wakes stay in order
+            heldWakes--;
+          }
+          held.shift();
+        }
       };
 
       /**
@@ -282,7 +404,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
           if (entry === undefined) return;
           if (entry.tier !== 'memory') continue;
           const bytes = entry.bytes;
-          if (!spill(entry, entry.value as T)) {
+          if (!spillEntry(entry)) {
             inMemory.push(entry);
             return;
           }
@@ -291,62 +413,51 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         }
       };
 
-      /** A flush freed memory or a segment: held items take the room, in order. */
-      const placeHeld = () => {
-        for (let entry = held.peek(); entry !== undefined; entry = held.peek()) {
-          if (entry.tier === 'held') {
-            heldWakes--;
-            place(entry, entry.value as T);
-            // Still no room: later held items wait too, so wakes are released in input order.
-            if (entry.tier === 'held') return;
-          }
-          held.shift();
-        }
-      };
-
-      const accept = (item: Acked<T>) => {
-        let bytes: number;
-        try {
-          if (!codec && !(item.value instanceof Uint8Array)) {
-            throw new TypeError(`${OWNER}: item #${index} is not a Uint8Array; give the spool a codec for such values`);
-          }
-          bytes = checkedSize(sizeOf(item.value), index);
-          const entry = new Entry(item.ack, bytes, item.value);
-          pending.push(entry);
-          if (bytes > diskQuotaBytes && memoryUsed + indexBytes() + bytes > memoryBytes) {
-            entry.tier = 'oversized';
-            oversizedItems++;
-          } else {
-            admit(entry, item.value);
-          }
-        } catch (error) {
-          subscriber.error(error);
-          return;
-        }
-        index++;
-        pump();
-      };
-
-      /** Reads back, in one batch, the disk items the window can take next (at least the head). */
+      /** Reads back, in one batch of positioned reads, what the window can take next from disk. */
       const readAhead = () => {
         const head = pending.peek();
-        if (reading || head === undefined || !windowAdmits(head)) return;
-        const batch: Entry<T>[] = [];
-        let budget = Math.max(head.bytes, Math.min(readAheadBytes, windowBytes - windowUsed));
-        let scanned = 0;
-        for (const entry of pending) {
-          if ((budget < entry.bytes && batch.length > 0) || ++scanned > MAX_READ_AHEAD_ITEMS) break;
-          budget -= entry.bytes;
-          if (entry.tier === 'disk' && entry.value === undefined) batch.push(entry);
+        if (reading || head === undefined || (windowUsed > 0 && windowUsed >= windowBytes)) return;
+        const budget = Math.min(readAheadBytes, Math.max(1, windowBytes - windowUsed));
+        if (head instanceof DiskRun) {
+          if (head.ready.length > 0) return;
+          const pointers: DiskPointer[] = [];
+          let bytes = 0;
+          for (let i = head.unread; i < head.offsets.length && pointers.length < MAX_READ_AHEAD_ITEMS; i++) {
+            const pointer = head.pointerAt(i);
+            if (pointers.length > 0 && bytes + pointer.length > budget) break;
+            pointers.push(pointer);
+            bytes += pointer.length;
+          }
+          if (pointers.length > 0) load(pointers, (records) => records.forEach((record) => head.ready.push(record)));
+          return;
         }
-        if (batch.length === 0) return;
+        if (head.tier !== 'disk' || head.value !== undefined) return;
+        // Entries moved to disk one by one, from the head up to the first run.
+        const batch: Entry<T>[] = [];
+        let bytes = 0;
+        for (const slot of pending) {
+          if (slot instanceof DiskRun || batch.length >= MAX_READ_AHEAD_ITEMS) break;
+          if (batch.length > 0 && bytes + slot.bytes > budget) break;
+          bytes += slot.bytes;
+          if (slot.tier === 'disk' && slot.value === undefined) batch.push(slot);
+        }
+        load(batch, (records) => records.forEach((record, i) => (batch[i]!.value = record.value)));
+      };
+
+      /** One batched read; corruption or a failed read errors the output. */
+      const load = (pointers: DiskPointer[], deliver: (records: LoadedRecord<T>[]) => void) => {
         reading = true;
-        store.read(batch).then(
+        store.read(pointers).then(
           (payloads) => {
             reading = false;
             if (closed) return;
             try {
-              for (let i = 0; i < batch.length; i++) batch[i]!.value = codec ? codec.decode(payloads[i]!) : (payloads[i] as T);
+              deliver(
+                payloads.map((payload, i) => {
+                  const value = decode(payload);
+                  return { value, bytes: checkedSize(sizeOf(value), index), pointer: pointers[i]! };
+                }),
+              );
             } catch (error) {
               return fail(error);
             }
@@ -373,24 +484,39 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         },
       };
 
-      const emit = (entry: Entry<T>) => {
-        const { bytes, ack: upstream } = entry;
+      const emitEntry = (entry: Entry<T>) => {
         const value = entry.value as T;
         entry.value = undefined;
-        windowUsed += bytes;
+        entries--;
         if (entry.tier === 'memory') {
-          memoryUsed -= bytes;
+          memoryUsed -= entry.bytes;
           memoryItems--;
         } else if (entry.tier === 'disk') {
           diskItems--;
         } else if (entry.tier === 'held') {
           // Leaving the spool ends the quota hold of this item.
           heldWakes--;
-          upstream.enqueued();
+          entry.ack.enqueued();
         }
         entry.tier = 'emitted';
         // Emitted (and evicted) entries leave the memory list lazily: drop those at its front now.
         while (inMemory.length > 0 && inMemory.peek()!.tier !== 'memory') inMemory.shift();
+        send(entry, value);
+      };
+
+      const emitRunRecord = (run: DiskRun<T>, record: LoadedRecord<T>) => {
+        const at = run.next++;
+        const ack = run.acks[at]!;
+        run.acks[at] = undefined;
+        runRecords--;
+        diskItems--;
+        const entry = new Entry<T>(ack, record.bytes, undefined, 'emitted');
+        entry.spilledTo(record.pointer);
+        send(entry, record.value);
+      };
+
+      const send = (entry: Entry<T>, value: T) => {
+        windowUsed += entry.bytes;
         subscriber.next({ value, ack: bindAck(emitted, entry) });
       };
 
@@ -403,7 +529,27 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
       };
 
       /** The window takes an item while it fits, or alone when nothing else is out. */
-      const windowAdmits = (entry: Entry<T>) => windowUsed === 0 || windowUsed + entry.bytes <= windowBytes;
+      const windowAdmits = (bytes: number) => windowUsed === 0 || windowUsed + bytes <= windowBytes;
+
+      /** Emits from the head of the queue while the window admits and the values are at hand. */
+      const emitReady = () => {
+        for (let head = pending.peek(); head !== undefined && !subscriber.closed; head = pending.peek()) {
+          if (head instanceof DiskRun) {
+            if (head.done) {
+              pending.shift();
+              continue;
+            }
+            const record = head.ready.peek();
+            if (record === undefined || !windowAdmits(record.bytes)) return;
+            head.ready.shift();
+            emitRunRecord(head, record);
+            continue;
+          }
+          if (!windowAdmits(head.bytes) || (head.tier === 'disk' && head.value === undefined)) return;
+          pending.shift();
+          emitEntry(head);
+        }
+      };
 
       let pumping = false;
       const pump = () => {
@@ -412,11 +558,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         try {
           placeHeld();
           evictOverQuota();
-          for (let head = pending.peek(); head !== undefined && !subscriber.closed; head = pending.peek()) {
-            if (!windowAdmits(head) || (head.tier === 'disk' && head.value === undefined)) break;
-            pending.shift();
-            emit(head);
-          }
+          emitReady();
           readAhead();
           if (sourceDone && pending.length === 0) subscriber.complete();
         } finally {

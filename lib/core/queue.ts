@@ -18,6 +18,11 @@ export class Queue<T> {
     return this.items[this.head];
   }
 
+  /** The newest item, left in place. */
+  last(): T | undefined {
+    return this.head < this.items.length ? this.items[this.items.length - 1] : undefined;
+  }
+
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head];
