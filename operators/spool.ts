@@ -27,8 +27,8 @@ export interface SpoolOptions<T> {
   /** The spool's own folder (absolute): wiped at start and removed at teardown. */
   dir: string;
   /**
-   * Bytes held in memory: values in the memory tier plus an estimated 160 B of bookkeeping per queued
-   * item (spilled ones too). A value that does not fit spills to disk, and as the bookkeeping grows
+   * Bytes held in memory: values in the memory tier plus the estimated bookkeeping of queued items
+   * (88 B per item spilled in a run, 160 B per item queued on its own). A value that does not fit spills to disk, and as the bookkeeping grows
    * the newest values in memory move to disk. Default 0.2 × diskQuotaBytes.
    */
   memoryBytes?: number;
@@ -50,7 +50,7 @@ export interface SpoolStats {
   /** Bytes and items waiting in the memory tier (not counting quota-held items). */
   memoryBytes: number;
   memoryItems: number;
-  /** Estimated memory of the queued items' bookkeeping (160 B each), charged to memoryBytes too. */
+  /** Estimated memory of the queued items' bookkeeping, charged to memoryBytes too. */
   indexBytes: number;
   /** Bytes of segment files on disk, and items waiting there. */
   diskBytes: number;
@@ -197,7 +197,8 @@ type Slot<T> = Entry<T> | DiskRun<T>;
  * disk segments, and emits them downstream in input order while the bytes emitted and not yet
  * flushed stay under `windowBytes`.
  *
- * Memory: values in memory plus an estimated 160 B per queued item stay within `memoryBytes`; the
+ * Memory: values in memory plus the estimated bookkeeping of queued items (88 B per item spilled
+ * in a run of consecutive records, 160 B per item queued on its own) stay within `memoryBytes`; the
  * newest values move to disk as spilled items' bookkeeping grows. Past that (when the bookkeeping
  * alone needs more), it grows with the disk: at most diskQuotaBytes / record size items.
  *
