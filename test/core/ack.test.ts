@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ackAll, acked, createAck, isAcked, noopAck } from '../../lib/core/ack.ts';
+import { ackAll, acked, bindAck, createAck, isAcked, noopAck, type AckHandler } from '../../lib/core/ack.ts';
 
 function recordingAck(log: string[], name: string) {
   return createAck({
@@ -36,6 +36,31 @@ describe('Ack', () => {
     failedFirst.flushed();
     failedFirst.enqueued();
     expect(log).to.deep.equal(['f:enqueued', 'f:flushed', 'x:failed:boom']);
+  });
+
+  it('bindAck calls one shared handler with each ack\'s own context, each stage once, enqueued first', () => {
+    const log: string[] = [];
+    const handler: AckHandler<string> = {
+      enqueued: (id) => log.push(`${id}:enqueued`),
+      flushed: (id) => log.push(`${id}:flushed`),
+      failed: (id, error) => log.push(`${id}:failed:${String(error)}`),
+    };
+    const a = bindAck(handler, 'a');
+    const b = bindAck(handler, 'b');
+    b.enqueued();
+    a.flushed();
+    a.flushed();
+    b.failed('gone');
+    b.flushed();
+    expect(log).to.deep.equal(['b:enqueued', 'a:enqueued', 'a:flushed', 'b:failed:gone']);
+  });
+
+  it('bindAck works with a handler that has only some stages', () => {
+    const woken: number[] = [];
+    const ack = bindAck<number>({ enqueued: (n) => woken.push(n) }, 7);
+    ack.flushed();
+    ack.failed('late');
+    expect(woken).to.deep.equal([7]);
   });
 
   it('ackAll calls each stage on every member, in order', () => {
