@@ -1,0 +1,143 @@
+/**
+ * The storage sink's row encoder: one row change becomes the bytes it adds to a data file (csv or
+ * canal-json, as TiCDC writes them) and the data folder and dispatcher whose file it belongs to.
+ *
+ * Invariant guarded here: a row is encoded only after it passed `checkChangeEvent`, with the table
+ * definition of exactly its table version, into the folder of that version and of its commit's date
+ * (UTC); and `concatEncoded` never joins rows of two different data files (folder or dispatcher).
+ */
+import { CSV_DEFAULTS, encodeCsvRow, type CsvOptions } from '../../lib/codec/csv.ts';
+import { encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
+import { checkChangeEvent, InvalidChangeEventError, type RowChange } from '../../lib/codec/changeEvent.ts';
+import { commitTsToDate, dataFolderPath, dateFolder, LAYOUT_DEFAULTS, type DataFolder, type DateSeparator } from '../../lib/codec/layout.ts';
+import { checkFunction, InvalidOptionError } from '../../lib/core/errors.ts';
+import { TableRegistry } from './tableRegistry.ts';
+
+const OWNER = 'createRowEncoder';
+const UTF8 = new TextEncoder();
+const CRLF = '\r\n';
+const DATE_SEPARATORS: ReadonlySet<string> = new Set(['none', 'year', 'month', 'day']);
+
+export type RowProtocol = 'csv' | 'canal-json';
+
+export interface RowEncoderOptions {
+  protocol: RowProtocol;
+  /** The date level of the data folders: 'none', 'year', 'month' or 'day' (UTC). Default 'day'. */
+  dateSeparator?: DateSeparator;
+  /** Where each row's table definition comes from (by its table version). */
+  tables: TableRegistry;
+  /** csv only: include-commit-ts and output-old-value. Default both false (TiCDC's defaults). */
+  csv?: CsvOptions;
+  /**
+   * canal-json only: the clock of the `ts` field (build time), ms since the epoch. Default: none, `ts`
+   * is the commit's physical time, so the bytes are a pure function of the row.
+   */
+  buildTimeMs?: () => number;
+}
+
+export const ROW_ENCODER_DEFAULTS = Object.freeze({
+  dateSeparator: LAYOUT_DEFAULTS.dateSeparator,
+  csv: CSV_DEFAULTS,
+});
+
+/** One row, encoded, with the data file it belongs to: the (folder, dispatcher) pair. */
+export interface EncodedRow {
+  folder: DataFolder;
+  dispatcherId: string;
+  /** The row's record(s), each ending with CRLF (an update with old values is two csv records). */
+  bytes: Uint8Array;
+  /** Row changes in `bytes` (always 1), for batch counters. */
+  rows: 1;
+}
+
+export type RowEncoder = (row: RowChange) => EncodedRow;
+
+/**
+ * Creates the encoder of the storage sink's rows. Options are checked here; `encode` throws
+ * `InvalidChangeEventError` (naming the event) for a malformed row or one that does not match its
+ * table definition, and `UnknownTableVersionError` when its table version has no definition. Pure
+ * apart from the registry lookup (and `buildTimeMs` when given): nothing is lost or buffered.
+ *
+ * @example
+ * const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'day', tables });
+ * const { folder, dispatcherId, bytes } = encode(row); // folder shop/orders/4350/2024-05-01
+ *
+ * Options: `protocol` ('csv' | 'canal-json'), `dateSeparator`, `tables`, `csv` (csv options),
+ * `buildTimeMs` (canal-json `ts` clock, ms).
+ */
+export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError(OWNER, 'options', options, 'an object');
+  const { protocol, tables } = options;
+  if (protocol !== 'csv' && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'protocol', protocol, "'csv' or 'canal-json'");
+  const dateSeparator = options.dateSeparator ?? ROW_ENCODER_DEFAULTS.dateSeparator;
+  if (!DATE_SEPARATORS.has(dateSeparator)) throw new InvalidOptionError(OWNER, 'dateSeparator', dateSeparator, "'none', 'year', 'month' or 'day'");
+  if (!(tables instanceof TableRegistry)) throw new InvalidOptionError(OWNER, 'tables', tables, 'a TableRegistry');
+  if (options.csv !== undefined && protocol !== 'csv') throw new InvalidOptionError(OWNER, 'csv', options.csv, `absent with protocol '${protocol}'`);
+  if (options.buildTimeMs !== undefined && protocol !== 'canal-json') {
+    throw new InvalidOptionError(OWNER, 'buildTimeMs', options.buildTimeMs, `absent with protocol '${protocol}'`);
+  }
+  const csv = { ...ROW_ENCODER_DEFAULTS.csv, ...options.csv };
+  const buildTimeMs = options.buildTimeMs === undefined ? undefined : checkFunction(OWNER, 'buildTimeMs', options.buildTimeMs);
+
+  const encodeText = (row: RowChange): string => {
+    const table = tables.definitionFor(row);
+    if (protocol === 'csv') return encodeCsvRow(row, table, csv);
+    return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? {} : { buildTimeMs: Math.floor(buildTimeMs()) }) + CRLF;
+  };
+
+  return (row: RowChange): EncodedRow => {
+    const event: unknown = row;
+    checkChangeEvent(event, 'storage sink encoder');
+    if (event.kind !== 'row') throw new InvalidChangeEventError(event, 'storage sink encoder', 'expected a row change; DDL goes to the schema file, not a data file');
+    const date = dateFolder(commitTsToDate(event.commitTs), dateSeparator);
+    const folder: DataFolder = { schema: event.schema, table: event.table, tableVersion: event.tableVersion };
+    if (date !== '') folder.date = date;
+    return { folder, dispatcherId: event.dispatcherId, bytes: UTF8.encode(encodeText(event)), rows: 1 };
+  };
+}
+
+/**
+ * The key of the data file a row goes to: its folder's path and its dispatcher, so rows with equal
+ * keys (and only those) may share a data file. Throws `InvalidOptionError` for a bad folder.
+ *
+ * @example folderKey({ schema: 'shop', table: 'orders', tableVersion: 4350n, date: '2024-05-01' }, '7') // 'shop/orders/4350/2024-05-01\t7'
+ */
+export function folderKey(folder: DataFolder, dispatcherId: string): string {
+  // A tab cannot appear in a checked name, so path and dispatcher never run into each other.
+  return `${dataFolderPath(folder, 'folderKey')}\t${dispatcherId}`;
+}
+
+function sameDataFile(a: EncodedRow, b: EncodedRow): boolean {
+  return (
+    a.dispatcherId === b.dispatcherId &&
+    a.folder.schema === b.folder.schema &&
+    a.folder.table === b.folder.table &&
+    a.folder.tableVersion === b.folder.tableVersion &&
+    a.folder.partitionId === b.folder.partitionId &&
+    a.folder.date === b.folder.date
+  );
+}
+
+/**
+ * The bytes of a data file: the rows' bytes in order. Throws `InvalidOptionError` when the rows
+ * belong to different data files (folder or dispatcher), since such a file would put rows in the
+ * wrong table version or date.
+ *
+ * @example output.writeDataFile(rows[0].folder, concatEncoded(rows), rows[0].dispatcherId)
+ */
+export function concatEncoded(rows: readonly EncodedRow[]): Uint8Array {
+  let length = 0;
+  for (const row of rows) {
+    if (!sameDataFile(row, rows[0]!)) {
+      throw new InvalidOptionError('concatEncoded', 'rows', folderKey(row.folder, row.dispatcherId), `rows of one data file (${folderKey(rows[0]!.folder, rows[0]!.dispatcherId)})`);
+    }
+    length += row.bytes.length;
+  }
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const row of rows) {
+    bytes.set(row.bytes, offset);
+    offset += row.bytes.length;
+  }
+  return bytes;
+}
