@@ -26,9 +26,10 @@ export interface DrainBarrierOptions<T, K> {
   /** The key of an ordinary item (its dispatcher or table). */
   keyOf: (value: T) => K;
   /**
-   * Makes a drain marker for a barrier that cannot be emitted at once; the marker is emitted
-   * immediately with a no-op ack (not awaited, not counted) so downstream batching (batchBy's
-   * isBarrier) cuts and flushes the earlier items now instead of at its next interval.
+   * Makes a drain marker for a barrier that has to wait: the marker is emitted (with a no-op ack, not
+   * awaited, not counted) as soon as every earlier item of the barrier's scope has been emitted, right
+   * after the last of them, so downstream batching (batchBy's isBarrier) cuts and flushes them now
+   * instead of at its next interval. At most one marker per barrier.
    */
   marker?: (barrier: T) => T;
   /** Clock for drain durations (`now()` in ms). Default `asyncScheduler`. */
@@ -65,6 +66,8 @@ interface HeldBarrier<T, K> {
   readonly scope: ScopeSet<K>;
   readonly arrivedAt: number;
   emitted: boolean;
+  /** Its drain marker went out (after the last earlier item of its scope was emitted). */
+  marked: boolean;
 }
 
 type HeldEntry<T, K> = HeldItem<T, K> | HeldBarrier<T, K>;
@@ -229,7 +232,8 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       };
 
       // Pure decision pass over the held FIFO (never calls out): moves every entry that may go now
-      // to the outbox, in order, while collecting the keys blocked by entries still held earlier.
+      // to the outbox, in order, while collecting the keys blocked by entries still held earlier;
+      // barriers that now wait only for emitted items are noted for their marker.
       const scan = () => {
         if (held.length === 0) return;
         let blockedAll = false;
@@ -254,12 +258,37 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
               passBarrier(entry);
               continue;
             }
+            // Waiting only for items already emitted: send the marker after them, once.
+            if (
+              marker &&
+              !entry.marked &&
+              !touches(scope, blockedAll, blockedKeys) &&
+              !touches(scope, activeAll > 0, activeByKey)
+            ) {
+              entry.marked = true;
+              markers.push(entry);
+            }
             if (scope === 'all') blockedAll = true;
             else for (const key of scope) blockedKeys.add(key);
           }
           kept.push(entry);
         }
         held = kept;
+      };
+
+      /** Barriers whose marker is due, in order (noted by scan, sent by sendMarkers). */
+      const markers: HeldBarrier<T, K>[] = [];
+      const sendMarkers = () => {
+        for (const entry of markers.splice(0)) {
+          let value: T;
+          try {
+            value = marker!(entry.item.value);
+          } catch (error) {
+            subscriber.error(error);
+            return;
+          }
+          outbox.push({ item: { value, ack: noopAck() } });
+        }
       };
 
       const reportStats = () => {
@@ -284,6 +313,8 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
 
       // Delivers the outbox in decision order; a re-entrant call leaves it to the outer loop.
       const drain = () => {
+        // Markers noted by the last scan go after the items it let through (a running loop sends them).
+        if (markers.length > 0) sendMarkers();
         if (draining) return;
         draining = true;
         try {
@@ -311,7 +342,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         let entry: HeldEntry<T, K>;
         try {
           entry = isBarrier(item.value)
-            ? { kind: 'barrier', item, scope: toScopeSet(scopeOf(item.value)), arrivedAt: scheduler.now(), emitted: false }
+            ? { kind: 'barrier', item, scope: toScopeSet(scopeOf(item.value)), arrivedAt: scheduler.now(), emitted: false, marked: false }
             : { kind: 'item', item, key: keyOf(item.value) };
         } catch (error) {
           subscriber.error(error);
@@ -323,16 +354,6 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
           held.push(entry);
           if (entry.kind === 'barrier') heldBarriers++;
           scan();
-        }
-        if (marker && entry.kind === 'barrier' && !entry.emitted) {
-          let value: T;
-          try {
-            value = marker(item.value);
-          } catch (error) {
-            subscriber.error(error);
-            return;
-          }
-          outbox.push({ item: { value, ack: noopAck() } });
         }
         drain();
       };

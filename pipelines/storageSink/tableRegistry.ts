@@ -149,11 +149,16 @@ export class TableRegistry {
    * Throws `UnknownTableVersionError` when it is not known (never sent, dropped, forgotten, reclaimed).
    */
   definitionFor(row: RowChange): TableDef {
-    const versions = this.#tables.get(tableKey(row.schema, row.table));
-    const def = versions?.get(row.tableVersion);
+    return this.definitionAt(row.schema, row.table, row.tableVersion);
+  }
+
+  /** The definition of `schema.table` at exactly `tableVersion`, or UnknownTableVersionError. */
+  definitionAt(schema: string, table: string, tableVersion: bigint): TableDef {
+    const versions = this.#tables.get(tableKey(schema, table));
+    const def = versions?.get(tableVersion);
     if (def !== undefined) return def;
     const known = versions === undefined ? [] : [...versions.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    throw new UnknownTableVersionError(row.schema, row.table, row.tableVersion, known);
+    throw new UnknownTableVersionError(schema, table, tableVersion, known);
   }
 
   /**

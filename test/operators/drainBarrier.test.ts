@@ -402,6 +402,20 @@ describe('drainBarrier', () => {
       }
     });
 
+    it('a marker waits for the items it drains: held behind an earlier barrier, they go out first', () => {
+      const h = harness({ marker: markerOf });
+      h.barrier('create', 'all'); // goes at once, holds everything after it until flushed
+      h.item('a1', 'a');
+      h.item('b1', 'b');
+      h.barrier('alter', ['a', 'b']); // must wait for a1 and b1, which are still held
+      expect(h.out).to.deep.equal(['create'], 'no marker yet: it would pass before a1 and b1');
+      h.acks.get('create')!.flushed();
+      expect(h.out).to.deep.equal(['create', 'a1', 'b1', 'marker(alter)'], 'the marker follows the last item it drains');
+      h.acks.get('a1')!.flushed();
+      h.acks.get('b1')!.flushed();
+      expect(h.out).to.deep.equal(['create', 'a1', 'b1', 'marker(alter)', 'alter']);
+    });
+
     it('a drain marker lets a batching writer cut now, so the barrier drains in the same call', () => {
       // A writer that buffers items and writes (then flushes) its buffer when it sees a marker.
       const buffer: Acked<Change>[] = [];
@@ -605,7 +619,13 @@ describe('drainBarrier', () => {
               next: (out) => {
                 try {
                   if (out.value.markerOf !== undefined) {
-                    entries[out.value.markerOf]!.markers++;
+                    const barrier = entries[out.value.markerOf]!;
+                    barrier.markers++;
+                    expect(barrier.markers, `one marker for barrier #${barrier.id}`).to.equal(1);
+                    // The marker follows every earlier item of the barrier's scope.
+                    for (const e of entries.slice(0, barrier.id)) {
+                      if (related(e, barrier)) expect(e.emitted, `marker of #${barrier.id} before #${e.id} went out`).to.equal(1);
+                    }
                     return;
                   }
                   const x = entries[out.value.id]!;
@@ -660,8 +680,15 @@ describe('drainBarrier', () => {
               failed: () => void entry.upFailed++,
             };
             input.next({ value: scope === undefined ? { id: entry.id, key } : { id: entry.id, scope }, ack });
-            // The marker goes out at once exactly when the barrier has to wait.
-            if (scope !== undefined) expect(entry.markers).to.equal(withMarker && entry.emitted === 0 ? 1 : 0);
+            // The marker goes out at once exactly when the barrier waits only for items already out:
+            // nothing earlier of its scope is held, and no earlier barrier of its scope is unflushed.
+            if (scope !== undefined) {
+              const earlier = entries.slice(0, entry.id).filter((e) => related(e, entry));
+              const heldBefore = earlier.some((e) => e.emitted === 0);
+              const barrierBefore = earlier.some((e) => e.scope !== undefined && !e.downFlushed);
+              const due = withMarker && entry.emitted === 0 && !heldBefore && !barrierBefore;
+              expect(entry.markers).to.equal(due ? 1 : 0);
+            }
           };
 
           const flush = (entry: Entry) => {

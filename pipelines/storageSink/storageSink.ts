@@ -1,0 +1,339 @@
+/**
+ * storageSink: CDC change events into TiCDC-compatible files on any ExternalStorage.
+ *
+ * events -> track (per-dispatcher positions) -> watermarkBackpressure -> drainBarrier (a DDL drains
+ * its dispatchers) -> encode (in order) -> spool (early wake) -> batchBy (file size, flush interval,
+ * barrier) -> data files, then index files, then the DDL's schema file -> flushed().
+ *
+ * Invariants guarded here: a row's ack is flushed only once the data file holding it and its index
+ * file are durable; a DDL's schema file is written only after every earlier row of the dispatchers it
+ * blocks is durable; the `metadata` checkpoint never passes a row that is not durable.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { asyncScheduler, concatMap, from, map, Observable, tap, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import type { Ack, Acked } from '../../lib/core/ack.ts';
+import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
+import { ProgressTracker } from '../../lib/core/progress.ts';
+import { checkRetryPolicy, withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
+import {
+  checkChangeEvent,
+  type ChangeEvent,
+  type CsvOptions,
+  type DataFolder,
+  type DateSeparator,
+  type DdlEvent,
+  type TableDef,
+} from '../../lib/codec/index.ts';
+import type { ExternalStorage } from '../../lib/storage/storage.ts';
+import { batchBy, type Batch, type BatchReason } from '../../operators/batchBy.ts';
+import { drainBarrier } from '../../operators/drainBarrier.ts';
+import { spool } from '../../operators/spool.ts';
+import { watermarkBackpressure } from '../../operators/watermarkBackpressure.ts';
+import { concatEncoded, createRowEncoder, folderKey, type EncodedRow, type RowProtocol } from './encoder.ts';
+import { FileOutput } from './fileOutput.ts';
+import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
+import { TableRegistry } from './tableRegistry.ts';
+
+export interface StorageSinkOptions {
+  storage: ExternalStorage;
+  /** Row format: 'csv' (files `.csv`) or 'canal-json' (`.json`). Default 'csv'. */
+  protocol?: RowProtocol;
+  /** A data file is cut this long after its first row at the latest (ms, >= 100). Default 5000. */
+  flushIntervalMs?: number;
+  /** A data file is cut at this size (bytes). Default 64 MiB. */
+  fileSizeBytes?: number;
+  dateSeparator?: DateSeparator;
+  fileIndexWidth?: number;
+  csv?: CsvOptions;
+  /** Definitions of tables whose rows come before (or without) a DDL; their version is the start ts. */
+  tables?: readonly TableDef[];
+  /** The spool: its own folder (default a fresh temp folder) and quotas (bytes). */
+  spool?: { dir?: string; memoryBytes?: number; diskQuotaBytes?: number; segmentBytes?: number };
+  /** The `metadata` checkpoint is rewritten at most this often (ms). Default 2000. */
+  checkpointIntervalMs?: number;
+  /** Retries of file writes (the storages retry transient failures too). */
+  retry?: Partial<RetryPolicy>;
+  scheduler?: SchedulerLike;
+}
+
+/** What the sink reports as it goes. */
+export type SinkProgress =
+  | { readonly kind: 'data'; readonly path: string; readonly rows: number; readonly bytes: number; readonly reason: BatchReason }
+  | { readonly kind: 'schema'; readonly path: string; readonly commitTs: bigint }
+  | { readonly kind: 'checkpoint'; readonly checkpointTs: bigint };
+
+const MiB = 1024 * 1024;
+
+export const STORAGE_SINK_DEFAULTS = Object.freeze({
+  protocol: 'csv' as RowProtocol,
+  flushIntervalMs: 5000,
+  fileSizeBytes: 64 * MiB,
+  checkpointIntervalMs: 2000,
+  spoolMemoryBytes: 64 * MiB,
+  spoolDiskQuotaBytes: 10 * 1024 * MiB,
+  /** Wakes are held above this share of the spool's memory + disk, released at the low share. */
+  highWatermark: 0.8,
+  lowWatermark: 0.6,
+});
+
+const OWNER = 'storageSink';
+
+/** Events of one commit ts on one dispatcher get consecutive positions below the next ts. */
+const SEQUENCE_BITS = 20n;
+const SEQUENCE_MASK = (1n << SEQUENCE_BITS) - 1n;
+
+type SinkInput = ChangeEvent | DrainMarkerItem;
+
+/**
+ * Writes change events as TiCDC's storage sink does and reports files and checkpoints.
+ *
+ * Lossless: a row is acknowledged (`flushed()`) only once its data file and index file are durable;
+ * a write that keeps failing past the retry policy errors the output (the checkpoint stays below).
+ * Early wake: a dispatcher's next event flows once the previous one is in the spool, not on disk;
+ * a byte watermark over the spool holds wakes back when the spool fills. A DDL drains the
+ * dispatchers it blocks (their earlier rows are written first), then its schema file is written.
+ * The `metadata` checkpoint is the least position every dispatcher has made durable (a dispatcher
+ * that goes quiet holds it at its last commit ts minus one until the input completes).
+ *
+ * @example
+ * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
+ */
+export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
+  const settings = checkOptions(options);
+  const { storage, protocol, flushIntervalMs, fileSizeBytes, checkpointIntervalMs, retry, scheduler } = settings;
+
+  return (events$) =>
+    new Observable<SinkProgress>((subscriber) => {
+      const tables = new TableRegistry();
+      for (const def of options.tables ?? []) tables.register(def);
+      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv });
+      const output = new FileOutput({
+        storage,
+        extension: protocol === 'csv' ? '.csv' : '.json',
+        ...(options.fileIndexWidth === undefined ? {} : { fileIndexWidth: options.fileIndexWidth }),
+      });
+      const spoolDir = options.spool?.dir ?? join(mkdtempSync(join(tmpdir(), 'sluice-sink-')), 'spool');
+      const spoolMemory = options.spool?.memoryBytes ?? STORAGE_SINK_DEFAULTS.spoolMemoryBytes;
+      const spoolDisk = options.spool?.diskQuotaBytes ?? STORAGE_SINK_DEFAULTS.spoolDiskQuotaBytes;
+      const spooled = spool<SinkItem>({
+        dir: spoolDir,
+        memoryBytes: spoolMemory,
+        diskQuotaBytes: spoolDisk,
+        ...(options.spool?.segmentBytes === undefined ? {} : { segmentBytes: options.spool.segmentBytes }),
+        // Room for the batch being written and the one filling: cuts come from size, not the clock.
+        windowBytes: 2 * fileSizeBytes,
+        codec: sinkItemCodec,
+        sizeOf: sinkItemBytes,
+      });
+
+      const tracker = new ProgressTracker<string>();
+      const sequences = new Map<string, { commitTs: bigint; next: bigint }>();
+      const schemasWritten = new Set<string>();
+
+      /** A per-path position: the commit ts, then the event's place among those of that ts. */
+      const track = (path: string, commitTs: bigint, ack: Ack): Ack => {
+        const last = sequences.get(path);
+        const sequence = last !== undefined && last.commitTs === commitTs ? last.next : 0n;
+        if (sequence > SEQUENCE_MASK) {
+          throw new RangeError(`${OWNER}: more than ${SEQUENCE_MASK + 1n} events at commit ts ${commitTs} on dispatcher ${path}`);
+        }
+        sequences.set(path, { commitTs, next: sequence + 1n });
+        return tracker.track(path, (commitTs << SEQUENCE_BITS) | sequence, ack);
+      };
+
+      let lineNumber = 0;
+      const admit = ({ value, ack }: Acked<ChangeEvent>): Acked<SinkInput> => {
+        checkChangeEvent(value, `event #${++lineNumber}`);
+        if (value.kind === 'row') return { value, ack: track(value.dispatcherId, value.commitTs, ack) };
+        // Each DDL is a path of its own, forgotten once durable, so it does not hold the checkpoint.
+        const path = `ddl@${value.commitTs}#${lineNumber}`;
+        const tracked = track(path, value.commitTs, ack);
+        return {
+          value,
+          ack: {
+            enqueued: () => tracked.enqueued(),
+            flushed: () => {
+              tracked.flushed();
+              tracker.remove(path);
+            },
+            failed: (error) => tracked.failed(error),
+          },
+        };
+      };
+
+      /** Once the input is done nothing more comes at any ts seen: every dispatcher reaches its last. */
+      const completeDispatchers = () => {
+        for (const [path, { commitTs }] of sequences) {
+          if (!path.startsWith('ddl@')) tracker.advance(path, (commitTs << SEQUENCE_BITS) | SEQUENCE_MASK);
+        }
+      };
+
+      const toItem = ({ value, ack }: Acked<SinkInput>): Acked<SinkItem> => {
+        if (value.kind === 'drain-marker') return { value, ack };
+        if (value.kind === 'ddl') {
+          tables.apply(value);
+          return { value: { kind: 'ddl', ddl: value }, ack };
+        }
+        const encoded = encode(value);
+        return { value: { kind: 'row', folder: encoded.folder, dispatcherId: encoded.dispatcherId, bytes: encoded.bytes }, ack };
+      };
+
+      const writeWithRetries = <R>(what: string, write: () => Promise<R>) =>
+        withRetries(`${OWNER}: ${what}`, write, { policy: retry, isRetryable: () => true });
+
+      /** The schema file of a table version whose rows come without a DDL, once, before its data. */
+      const ensureSchema = async (folder: DataFolder) => {
+        const key = `${folder.schema}.${folder.table}@${folder.tableVersion}`;
+        if (schemasWritten.has(key)) return;
+        const def = tables.definitionAt(folder.schema, folder.table, folder.tableVersion);
+        await writeWithRetries(`schema of ${key}`, () => output.writeSchemaFile(def));
+        schemasWritten.add(key);
+      };
+
+      const writeBatch = async (batch: Batch<Acked<SinkItem>>): Promise<SinkProgress[]> => {
+        const files = new Map<string, EncodedRow[]>();
+        let ddl: DdlEvent | undefined;
+        for (const { value } of batch.items) {
+          if (value.kind === 'ddl') ddl = value.ddl;
+          if (value.kind !== 'row') continue;
+          // One file per folder: rows of a table from several dispatchers share it (no dispatcher file names).
+          const key = folderKey(value.folder, '');
+          let rows = files.get(key);
+          if (!rows) files.set(key, (rows = []));
+          rows.push({ folder: value.folder, dispatcherId: '', bytes: value.bytes, rows: 1 });
+        }
+        const progress = await Promise.all(
+          [...files.values()].map(async (rows) => {
+            const folder = rows[0]!.folder;
+            await ensureSchema(folder);
+            const bytes = concatEncoded(rows);
+            const { path } = await writeWithRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes));
+            return { kind: 'data', path, rows: rows.length, bytes: bytes.byteLength, reason: batch.reason } as const;
+          }),
+        );
+        const reports: SinkProgress[] = [...progress];
+        if (ddl) {
+          const written = ddl;
+          const { path } = await writeWithRetries(`schema file of the DDL at ${written.commitTs}`, () => output.writeSchemaFile(written.tableDef ?? written));
+          if (written.tableDef) schemasWritten.add(`${written.schema}.${written.table}@${written.tableDef.version}`);
+          reports.push({ kind: 'schema', path, commitTs: written.commitTs });
+        }
+        batch.ack.flushed();
+        return reports;
+      };
+
+      // The checkpoint: at most every checkpointIntervalMs, and once more at the end.
+      let lastCheckpoint: bigint | undefined;
+      let checkpointing: Promise<void> = Promise.resolve();
+      const writeCheckpoint = () => {
+        checkpointing = checkpointing.then(async () => {
+          const overall = tracker.overall;
+          if (overall === undefined) return;
+          const checkpointTs = ((overall + 1n) >> SEQUENCE_BITS) - 1n;
+          if (checkpointTs < 0n || (lastCheckpoint !== undefined && checkpointTs <= lastCheckpoint)) return;
+          await writeWithRetries('metadata checkpoint', () => output.writeCheckpoint(checkpointTs));
+          lastCheckpoint = checkpointTs;
+          subscriber.next({ kind: 'checkpoint', checkpointTs });
+        });
+        checkpointing.catch((error: unknown) => subscriber.error(error));
+        return checkpointing;
+      };
+      subscriber.add(
+        scheduler.schedule(function repeat() {
+          void writeCheckpoint();
+          this.schedule(undefined, checkpointIntervalMs);
+        }, checkpointIntervalMs),
+      );
+
+      const watermarkBytes = spoolMemory + spoolDisk;
+      subscriber.add(
+        events$
+          .pipe(
+            tap({ complete: completeDispatchers }),
+            map(admit),
+            watermarkBackpressure<SinkInput>({
+              highBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.highWatermark),
+              lowBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.lowWatermark),
+              sizeOf: (event) => (event.kind === 'row' ? approximateRowBytes(event) : 256),
+            }),
+            drainBarrier<SinkInput, string>({
+              isBarrier: (event) => event.kind === 'ddl',
+              scopeOf: (event) => (event as DdlEvent).blockedDispatchers,
+              keyOf: (event) => (event.kind === 'row' ? event.dispatcherId : ''),
+              marker: (): SinkInput => ({ kind: 'drain-marker' }),
+              scheduler,
+            }),
+            map(toItem),
+            spooled,
+            batchBy<Acked<SinkItem>>({
+              maxBytes: fileSizeBytes,
+              sizeOf: (item) => sinkItemBytes(item.value),
+              maxDelayMs: flushIntervalMs,
+              isBarrier: (item) => item.value.kind !== 'row',
+              scheduler,
+            }),
+            concatMap((batch) => from(writeBatch(batch))),
+            concatMap((reports) => from(reports)),
+          )
+          .subscribe({
+            next: (report) => subscriber.next(report),
+            error: (error) => subscriber.error(error),
+            complete: () => {
+              writeCheckpoint().then(
+                () => subscriber.complete(),
+                () => undefined,
+              );
+            },
+          }),
+      );
+    });
+}
+
+/** A cheap size estimate for the watermark: the row's column values, roughly as encoded. */
+function approximateRowBytes(row: Extract<ChangeEvent, { kind: 'row' }>): number {
+  let bytes = 64;
+  for (const value of Object.values(row.columns)) bytes += valueBytes(value);
+  if (row.oldColumns) for (const value of Object.values(row.oldColumns)) bytes += valueBytes(value);
+  return bytes;
+}
+
+function valueBytes(value: unknown): number {
+  if (typeof value === 'string') return value.length + 3;
+  if (value instanceof Uint8Array) return Math.ceil(value.byteLength * 1.34) + 3;
+  return 8;
+}
+
+interface SinkSettings {
+  storage: ExternalStorage;
+  protocol: RowProtocol;
+  flushIntervalMs: number;
+  fileSizeBytes: number;
+  checkpointIntervalMs: number;
+  retry: RetryPolicy;
+  scheduler: SchedulerLike;
+}
+
+function checkOptions(options: StorageSinkOptions): SinkSettings {
+  const storage = options.storage;
+  if (storage === null || typeof storage !== 'object' || typeof storage.put !== 'function') {
+    throw new InvalidOptionError(OWNER, 'storage', storage, 'an ExternalStorage (see openStorage)');
+  }
+  const protocol = options.protocol ?? STORAGE_SINK_DEFAULTS.protocol;
+  if (protocol !== 'csv' && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'protocol', protocol, "'csv' or 'canal-json'");
+  return {
+    storage,
+    protocol,
+    flushIntervalMs: checkNumber(OWNER, 'flushIntervalMs', options.flushIntervalMs ?? STORAGE_SINK_DEFAULTS.flushIntervalMs, { min: 100 }),
+    fileSizeBytes: checkNumber(OWNER, 'fileSizeBytes', options.fileSizeBytes ?? STORAGE_SINK_DEFAULTS.fileSizeBytes, { min: 1, integer: true }),
+    checkpointIntervalMs: checkNumber(
+      OWNER,
+      'checkpointIntervalMs',
+      options.checkpointIntervalMs ?? STORAGE_SINK_DEFAULTS.checkpointIntervalMs,
+      { min: 1 },
+    ),
+    retry: checkRetryPolicy(OWNER, options.retry),
+    scheduler: options.scheduler ?? asyncScheduler,
+  };
+}
