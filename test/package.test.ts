@@ -5,6 +5,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
   sluice: ['createAck', 'bindAck', 'ProgressTracker', 'fromPaced', 'batchBy', 'spool', 'drainBarrier', 'orderedMergeMap', 'withRetries'],
   'sluice/metrics': ['createMetricsRegistry', 'serveMetrics', 'spoolMetrics', 'watermarkMetrics', 'flushMetrics'],
   'sluice/storage': ['openStorage', 'parseStorageUri', 'FileStorage', 'S3Storage', 'AzureStorage', 'MemoryStorage', 'checkKey'],
+  'sluice/pipelines/storageSink': ['storageSink', 'FileOutput', 'TableRegistry'],
   'sluice/codec': ['encodeCsvRows', 'decodeCsvRows', 'encodeCanalJsonRows', 'encodeSchemaFile', 'schemaChecksum', 'dataFilePath', 'parseChangeEventLine'],
 };
 
