@@ -26,6 +26,13 @@ import {
   type DdlEvent,
   type TableDef,
 } from '../../lib/codec/index.ts';
+import {
+  drainBarrierMetrics,
+  flushMetrics,
+  spoolMetrics,
+  watermarkMetrics,
+  type AnyRegistry,
+} from '../../lib/metrics/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { batchBy, type Batch, type BatchReason } from '../../operators/batchBy.ts';
 import { drainBarrier } from '../../operators/drainBarrier.ts';
@@ -55,6 +62,12 @@ export interface StorageSinkOptions {
   checkpointIntervalMs?: number;
   /** Retries of file writes (the storages retry transient failures too). */
   retry?: Partial<RetryPolicy>;
+  /**
+   * Metrics in `registry` under the label `pipeline`: watermark, drain (ddl_drain_duration_seconds),
+   * spool gauges, and per data file flush_tasks_total / flush_duration_by_reason_seconds /
+   * flush_file_size_bytes by batch reason, plus retries_total{operation="write"}. Default none.
+   */
+  metrics?: { registry: AnyRegistry; pipeline: string };
   scheduler?: SchedulerLike;
 }
 
@@ -102,7 +115,7 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  */
 export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
   const settings = checkOptions(options);
-  const { storage, protocol, flushIntervalMs, fileSizeBytes, checkpointIntervalMs, retry, scheduler } = settings;
+  const { storage, protocol, flushIntervalMs, fileSizeBytes, checkpointIntervalMs, retry, metrics, scheduler } = settings;
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
@@ -114,7 +127,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         extension: protocol === 'csv' ? '.csv' : '.json',
         ...(options.fileIndexWidth === undefined ? {} : { fileIndexWidth: options.fileIndexWidth }),
       });
-      const spoolDir = options.spool?.dir ?? join(mkdtempSync(join(tmpdir(), 'sluice-sink-')), 'spool');
+      // A fresh empty folder is a valid spool folder; the spool removes it at teardown.
+      const spoolDir = options.spool?.dir ?? mkdtempSync(join(tmpdir(), 'sluice-sink-spool-'));
       const spoolMemory = options.spool?.memoryBytes ?? STORAGE_SINK_DEFAULTS.spoolMemoryBytes;
       const spoolDisk = options.spool?.diskQuotaBytes ?? STORAGE_SINK_DEFAULTS.spoolDiskQuotaBytes;
       const spooled = spool<SinkItem>({
@@ -127,6 +141,9 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         codec: sinkItemCodec,
         sizeOf: sinkItemBytes,
       });
+
+      const bound = bindMetrics(metrics);
+      if (bound) subscriber.add(spooled.stats$.subscribe(bound.spool));
 
       const tracker = new ProgressTracker<string>();
       const sequences = new Map<string, { commitTs: bigint; next: bigint }>();
@@ -181,7 +198,11 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       };
 
       const writeWithRetries = <R>(what: string, write: () => Promise<R>) =>
-        withRetries(`${OWNER}: ${what}`, write, { policy: retry, isRetryable: () => true });
+        withRetries(`${OWNER}: ${what}`, write, {
+          policy: retry,
+          isRetryable: () => true,
+          ...(bound ? { onRetry: () => bound.flushes.retry('write') } : {}),
+        });
 
       /** The schema file of a table version whose rows come without a DDL, once, before its data. */
       const ensureSchema = async (folder: DataFolder) => {
@@ -209,7 +230,9 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             const folder = rows[0]!.folder;
             await ensureSchema(folder);
             const bytes = concatEncoded(rows);
+            const started = scheduler.now();
             const { path } = await writeWithRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes));
+            bound?.flushes.observe(batch.reason, scheduler.now() - started, bytes.byteLength);
             return { kind: 'data', path, rows: rows.length, bytes: bytes.byteLength, reason: batch.reason } as const;
           }),
         );
@@ -257,6 +280,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
               highBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.highWatermark),
               lowBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.lowWatermark),
               sizeOf: (event) => (event.kind === 'row' ? approximateRowBytes(event) : 256),
+              ...(bound ? { onStats: bound.watermark } : {}),
             }),
             drainBarrier<SinkInput, string>({
               isBarrier: (event) => event.kind === 'ddl',
@@ -264,6 +288,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
               keyOf: (event) => (event.kind === 'row' ? event.dispatcherId : ''),
               marker: (): SinkInput => ({ kind: 'drain-marker' }),
               scheduler,
+              ...bound?.drain,
             }),
             map(toItem),
             spooled,
@@ -291,6 +316,22 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
     });
 }
 
+/**
+ * The metric bindings of one subscription, or undefined without the option. Bindings are
+ * get-or-create, so several sinks (or a restarted one) on one registry share the series.
+ */
+function bindMetrics(metrics: StorageSinkOptions['metrics']) {
+  if (metrics === undefined) return undefined;
+  const { registry } = metrics;
+  const labels = { pipeline: metrics.pipeline };
+  return {
+    watermark: watermarkMetrics(registry, labels),
+    drain: drainBarrierMetrics(registry, labels),
+    spool: spoolMetrics(registry, labels),
+    flushes: flushMetrics(registry, labels),
+  };
+}
+
 /** A cheap size estimate for the watermark: the row's column values, roughly as encoded. */
 function approximateRowBytes(row: Extract<ChangeEvent, { kind: 'row' }>): number {
   let bytes = 64;
@@ -312,6 +353,7 @@ interface SinkSettings {
   fileSizeBytes: number;
   checkpointIntervalMs: number;
   retry: RetryPolicy;
+  metrics: StorageSinkOptions['metrics'];
   scheduler: SchedulerLike;
 }
 
@@ -322,6 +364,14 @@ function checkOptions(options: StorageSinkOptions): SinkSettings {
   }
   const protocol = options.protocol ?? STORAGE_SINK_DEFAULTS.protocol;
   if (protocol !== 'csv' && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'protocol', protocol, "'csv' or 'canal-json'");
+  const metrics = options.metrics;
+  if (
+    metrics !== undefined &&
+    (metrics === null || typeof metrics !== 'object' || typeof metrics.registry?.getMetricsAsJSON !== 'function' ||
+      typeof metrics.pipeline !== 'string' || metrics.pipeline === '')
+  ) {
+    throw new InvalidOptionError(OWNER, 'metrics', metrics, 'an object { registry: a prom-client Registry (createMetricsRegistry), pipeline: a non-empty string }');
+  }
   return {
     storage,
     protocol,
@@ -334,6 +384,7 @@ function checkOptions(options: StorageSinkOptions): SinkSettings {
       { min: 1 },
     ),
     retry: checkRetryPolicy(OWNER, options.retry),
+    metrics,
     scheduler: options.scheduler ?? asyncScheduler,
   };
 }

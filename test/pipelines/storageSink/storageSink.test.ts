@@ -1,11 +1,21 @@
 import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import { createAck, type Acked } from '../../../lib/core/ack.ts';
 import { mergePaced } from '../../../lib/core/paced.ts';
 import { encodeCsvRows, type ChangeEvent, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/index.ts';
+import { InvalidOptionError } from '../../../lib/core/errors.ts';
+import { createMetricsRegistry } from '../../../lib/metrics/index.ts';
+import { AzureStorage } from '../../../lib/storage/azureStorage.ts';
+import { FileStorage } from '../../../lib/storage/fileStorage.ts';
 import { MemoryStorage } from '../../../lib/storage/memoryStorage.ts';
+import { S3Storage } from '../../../lib/storage/s3Storage.ts';
 import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.ts';
 import { storageSink, type SinkProgress, type StorageSinkOptions } from '../../../pipelines/storageSink/storageSink.ts';
+import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService } from '../../support/services.ts';
 import { tick, until } from '../../support/waiting.ts';
 
 const ORDERS_V100: TableDef = {
@@ -43,15 +53,28 @@ function row(dispatcherId: string, commitTs: bigint, id: number, version = 100n,
   };
 }
 
-/** A storage that records each completed operation, and can hold puts back until released. */
+/**
+ * A storage wrapped around any other: records each completed put, can hold puts back until
+ * released, and can fail the next puts (the same fault on every storage).
+ */
 class RecordingStorage implements ExternalStorage {
-  readonly inner = new MemoryStorage();
+  readonly inner: ExternalStorage;
   readonly log: string[] = [];
   gate: Promise<void> | undefined;
+  #failures: Error[] = [];
+  constructor(inner: ExternalStorage) {
+    this.inner = inner;
+  }
   get uri(): string {
     return this.inner.uri;
   }
+  /** The next `times` puts reject with `error` without reaching the inner storage. */
+  failPuts(error: Error, times: number): void {
+    for (let index = 0; index < times; index++) this.#failures.push(error);
+  }
   async put(key: string, data: Uint8Array): Promise<void> {
+    const failure = this.#failures.shift();
+    if (failure) throw failure;
     await this.gate;
     await this.inner.put(key, data);
     this.log.push(`put ${key}`);
@@ -99,9 +122,10 @@ function acked(events: ChangeEvent[], flushed: string[] = []): Observable<Acked<
 const run = (events$: Observable<Acked<ChangeEvent>>, options: StorageSinkOptions) =>
   lastValueFrom(events$.pipe(storageSink(options), toArray()));
 
-describe('storageSink', () => {
+/** The sink's behaviour on a fresh, empty storage from `open` in each test. */
+function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
   it('writes rows as data files, then index files, with the schema file and the metadata checkpoint', async () => {
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     const rows = [101n, 102n, 103n].map((ts, i) => row('d1', ts, i + 1));
     const flushed: string[] = [];
     const progress = await run(acked([createOrders, ...rows], flushed), baseOptions(storage));
@@ -122,7 +146,7 @@ describe('storageSink', () => {
   });
 
   it('early wake does not advance the checkpoint', async () => {
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     let release!: () => void;
     storage.gate = new Promise((resolve) => (release = resolve));
     const pulled: number[] = [];
@@ -152,7 +176,7 @@ describe('storageSink', () => {
   });
 
   it('a barrier across several dispatchers waits for all of them: the schema file comes after their rows', async () => {
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     const before = [row('d1', 101n, 1), row('d2', 102n, 2), row('d3', 103n, 3)];
     const addColumn: DdlEvent = {
       kind: 'ddl',
@@ -183,7 +207,7 @@ describe('storageSink', () => {
   it('a barrier drains items still queued upstream of the writer', async () => {
     // Rows sit in the writer's open batch (a minute-long interval) when the DDL arrives; the drain
     // marker cuts that batch so the DDL is written at once, not a minute later.
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     const started = Date.now();
     const dropTable: DdlEvent = {
       kind: 'ddl',
@@ -205,7 +229,7 @@ describe('storageSink', () => {
   });
 
   it('restart continues file indexes', async () => {
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     const options = { ...baseOptions(storage), tables: [ORDERS_V100] };
     await run(acked([row('d1', 101n, 1)]), options);
     await run(acked([row('d1', 102n, 2)]), options);
@@ -214,8 +238,8 @@ describe('storageSink', () => {
   });
 
   it('a storage that fails for a while and recovers loses nothing and never publishes an index before its data file', async () => {
-    const storage = new RecordingStorage();
-    storage.inner.failNext('put', new Error('503 Slow Down'), 4);
+    const storage = new RecordingStorage(await open());
+    storage.failPuts(new Error('503 Slow Down'), 4);
     const rows = [101n, 102n, 103n, 104n].map((ts, i) => row(`d${i % 2}`, ts, i + 1));
     const flushed: string[] = [];
     await run(acked(rows, flushed), { ...baseOptions(storage), tables: [ORDERS_V100] });
@@ -227,11 +251,163 @@ describe('storageSink', () => {
   });
 
   it('rejects an event whose names would become bad paths, naming the event', async () => {
-    const storage = new RecordingStorage();
+    const storage = new RecordingStorage(await open());
     const bad = { ...row('d1', 101n, 1), table: '../orders' };
     let caught: unknown;
     await run(acked([bad]), { ...baseOptions(storage), tables: [ORDERS_V100] }).catch((error: unknown) => (caught = error));
     expect(String(caught)).to.match(/event #1/).and.to.match(/\.\.\/orders|'\.\.'/);
     expect(await storage.keys()).to.deep.equal([]);
+  });
+
+  it('reports flushes by reason, file sizes, write retries, the DDL drain and the spool in the registry', async () => {
+    const storage = new RecordingStorage(await open());
+    storage.failPuts(new Error('503 Slow Down'), 2);
+    const registry = createMetricsRegistry();
+    const [r1, r2, r3] = [101n, 102n, 103n].map((ts, i) => row('d1', ts, i + 1));
+    const addColumn: DdlEvent = {
+      kind: 'ddl',
+      commitTs: 110n,
+      query: 'ALTER TABLE shop.orders ADD COLUMN qty INT',
+      ddlType: 'ADD COLUMN',
+      schema: 'shop',
+      table: 'orders',
+      tableDef: ORDERS_V110,
+      blockedDispatchers: ['d1'],
+    };
+    const r4 = row('d1', 111n, 4, 110n, { qty: 7 });
+    const rowBytes = encodeCsvRows([r1!], ORDERS_V100).length;
+    // Two rows fill a file (64 is the spool's per-item overhead): r1+r2 cut by size, r3 by the DDL's
+    // drain marker, r4 by the end of the input.
+    await run(acked([r1!, r2!, r3!, addColumn, r4]), {
+      ...baseOptions(storage),
+      tables: [ORDERS_V100],
+      fileSizeBytes: 2 * (rowBytes + 64),
+      flushIntervalMs: 60_000,
+      metrics: { registry, pipeline: 'p1' },
+    });
+
+    const metrics = await registry.getMetricsAsJSON();
+    const valueOf = (name: string, labels: Record<string, string> = {}) => {
+      // Histogram values carry their own series name (`_bucket`, `_sum`, `_count`) in metricName.
+      const values = metrics.flatMap((metric) =>
+        metric.values.map((value) => ({ ...value, name: (value as { metricName?: string }).metricName ?? metric.name })),
+      );
+      const found = values.filter(
+        (value) => value.name === name && Object.entries({ pipeline: 'p1', ...labels }).every(([key, expected]) => value.labels[key] === expected),
+      );
+      expect(found, `${name} ${JSON.stringify(labels)}`).to.have.length(1);
+      return found[0]!.value;
+    };
+    const sizes = {
+      size: encodeCsvRows([r1!, r2!], ORDERS_V100).length,
+      barrier: encodeCsvRows([r3!], ORDERS_V100).length,
+      complete: encodeCsvRows([r4], ORDERS_V110).length,
+    };
+    for (const [reason, bytes] of Object.entries(sizes)) {
+      expect(valueOf('sluice_flush_tasks_total', { reason }), `flushes cut by ${reason}`).to.equal(1);
+      expect(valueOf('sluice_flush_file_size_bytes_sum', { reason }), `bytes cut by ${reason}`).to.equal(bytes);
+      expect(valueOf('sluice_flush_file_size_bytes_count', { reason })).to.equal(1);
+      expect(valueOf('sluice_flush_duration_by_reason_seconds_count', { reason })).to.equal(1);
+    }
+    expect(metrics.find((metric) => metric.name === 'sluice_flush_tasks_total')!.values).to.have.length(3, 'no interval flushes');
+    expect(valueOf('sluice_retries_total', { operation: 'write' })).to.equal(2);
+    expect(valueOf('sluice_ddl_drain_duration_seconds_count')).to.equal(1);
+    expect(valueOf('sluice_drain_waiting_barriers')).to.equal(0);
+    expect(valueOf('sluice_wake_suppressed_total')).to.equal(0);
+    expect(valueOf('sluice_watermark_holding')).to.equal(0);
+    expect(valueOf('sluice_spool_memory_bytes')).to.equal(0);
+    expect(valueOf('sluice_spool_disk_items')).to.equal(0);
+    expect(valueOf('sluice_spool_quota_hold')).to.equal(0);
+    expect(valueOf('sluice_spool_spilled_items_total')).to.equal(0);
+    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000001.csv\n');
+  });
+}
+
+describe('storageSink', () => {
+  it('rejects a metrics option without a registry or pipeline, naming the option', () => {
+    const storage = new MemoryStorage();
+    expect(() => storageSink({ storage, metrics: { registry: createMetricsRegistry(), pipeline: '' } }))
+      .to.throw(InvalidOptionError)
+      .with.property('message')
+      .that.matches(/storageSink.*metrics/);
+    expect(() => storageSink({ storage, metrics: { registry: {} as never, pipeline: 'p1' } })).to.throw(InvalidOptionError);
+  });
+
+  describe('on memory://', () => {
+    const opened: ExternalStorage[] = [];
+    after(() => Promise.all(opened.map((storage) => storage.close())));
+    describeSinkBehaviour(async () => {
+      const storage = new MemoryStorage();
+      opened.push(storage);
+      return storage;
+    });
+  });
+
+  describe('on file:// (FileStorage in a temp dir)', () => {
+    let root: string | undefined;
+    let folders = 0;
+    before(async () => (root = await mkdtemp(join(tmpdir(), 'sluice-sink-test-'))));
+    after(async () => {
+      if (root !== undefined) await rm(root, { recursive: true, force: true });
+    });
+    describeSinkBehaviour(async () => new FileStorage(join(root!, `t${++folders}`)));
+  });
+
+  describe('on s3:// (s3rver)', () => {
+    const BUCKET = 'sluice-sink';
+    let s3rver: S3rverService | undefined;
+    let prefixes = 0;
+    const opened: S3Storage[] = [];
+    before(async function () {
+      s3rver = await serviceOrSkip(this, 's3rver', startS3rver);
+      const admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+      try {
+        await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
+      } finally {
+        admin.destroy();
+      }
+    });
+    after(async () => {
+      await Promise.all(opened.map((storage) => storage.close()));
+      await s3rver?.stop();
+    });
+    describeSinkBehaviour(async () => {
+      const storage = new S3Storage(
+        { scheme: 's3', bucket: BUCKET, prefix: `t${++prefixes}`, endpoint: s3rver!.endpoint, region: 'us-east-1', forcePathStyle: true },
+        {
+          env: { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey },
+          retry: { maxRetries: 3, minDelayMs: 1, maxDelayMs: 5, jitter: 0 },
+        },
+      );
+      opened.push(storage);
+      return storage;
+    });
+  });
+
+  describe('on azure:// (azurite)', () => {
+    const CONTAINER = 'sluice-sink';
+    let azurite: AzuriteService | undefined;
+    let prefixes = 0;
+    const opened: AzureStorage[] = [];
+    const openStorage = () => {
+      const storage = new AzureStorage(
+        { scheme: 'azure', container: CONTAINER, prefix: `t${++prefixes}`, endpoint: azurite!.endpoint },
+        {
+          env: { AZURE_STORAGE_ACCOUNT: azurite!.account, AZURE_STORAGE_KEY: azurite!.key },
+          retry: { maxRetries: 3, minDelayMs: 1, maxDelayMs: 5, jitter: 0 },
+        },
+      );
+      opened.push(storage);
+      return storage;
+    };
+    before(async function () {
+      azurite = await serviceOrSkip(this, 'azurite', startAzurite);
+      await openStorage().containerClient.create();
+    });
+    after(async () => {
+      await Promise.all(opened.map((storage) => storage.close()));
+      await azurite?.stop();
+    });
+    describeSinkBehaviour(async () => openStorage());
   });
 });
