@@ -3,13 +3,14 @@
  * version. Unknown input is an error that says what is available.
  */
 import { readFileSync } from 'node:fs';
+import { sinkCommand } from '../pipelines/storageSink/cli.ts';
 
 interface Subcommand {
   summary: string;
   run(args: string[]): Promise<number>;
 }
 
-const subcommands: Record<string, Subcommand> = {};
+const subcommands: Record<string, Subcommand> = { sink: sinkCommand };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

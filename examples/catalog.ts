@@ -14,4 +14,9 @@ export const examples: readonly Example[] = [
     summary: 'paced paths -> watermarkBackpressure -> drainBarrier -> spool -> batchBy -> a durable file writer, with checkpoints',
     load: () => import('./operators.ts'),
   },
+  {
+    name: 'storageSink',
+    summary: 'a CDC stream (DDLs, rows from 3 dispatchers, an ALTER mid-stream) -> TiCDC storage-sink files and the metadata checkpoint',
+    load: () => import('./storageSink.ts'),
+  },
 ];

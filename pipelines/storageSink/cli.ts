@@ -1,0 +1,325 @@
+/**
+ * `sluice sink`: change events from a JSON-lines file (or stdin) into TiCDC-compatible files on any
+ * storage URI, through `storageSink`, with progress on the terminal and a summary at the end.
+ *
+ * Invariant guarded here: the exit code says what happened and the message says what to do: 2 for a
+ * command line that cannot run (nothing is read or written), 1 for a failure while running (the
+ * `metadata` checkpoint then still only covers durable rows), 0 once every event is durable.
+ */
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { Observable } from 'rxjs';
+import { fromPaced } from '../../lib/core/paced.ts';
+import { DecodeError, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
+import { MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH } from '../../lib/codec/layout.ts';
+import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
+import { InvalidStorageUriError, openStorage, redactUri } from '../../lib/storage/index.ts';
+import type { ExternalStorage } from '../../lib/storage/storage.ts';
+import { UnknownTableVersionError } from './tableRegistry.ts';
+import { storageSink, STORAGE_SINK_DEFAULTS, type SinkProgress } from './storageSink.ts';
+
+/** Where the command reads and writes; the process's own streams unless a caller (a test) injects others. */
+export interface SinkCommandIo {
+  stdin?: NodeJS.ReadableStream;
+  stdout?: { write(text: string): unknown; isTTY?: boolean };
+  stderr?: { write(text: string): unknown };
+}
+
+export const SINK_CLI_DEFAULTS = Object.freeze({
+  /** Events read ahead of the sink's pace (lines). */
+  readWindow: 64,
+  /** A TTY progress line is redrawn at most this often (ms). */
+  redrawIntervalMs: 200,
+});
+
+const FLAGS = {
+  from: { type: 'string' },
+  to: { type: 'string' },
+  protocol: { type: 'string' },
+  'flush-interval': { type: 'string' },
+  'file-size': { type: 'string' },
+  'date-separator': { type: 'string' },
+  'file-index-width': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const FLAG_LIST = Object.keys(FLAGS)
+  .map((name) => `--${name}`)
+  .join(', ');
+
+export const SINK_USAGE = `usage: sluice sink --from <events.jsonl|-> --to <storage-uri> [options]
+
+Writes change events (JSON lines, one event per line; blank lines skipped) as TiCDC storage-sink
+files: data files, index files, schema files and the root metadata checkpoint.
+Every table needs its DDL event (CREATE TABLE with its tableDef) before its rows: the command has no
+other source of table definitions.
+
+  --from <path|->              the JSON-lines file to read; '-' reads stdin
+  --to <uri>                   file:///abs/path, memory://name, s3://bucket/prefix or azure://container/prefix
+                               (credentials come from the environment, never the URI)
+  --protocol csv|canal-json    row format (default csv)
+  --flush-interval <duration>  a data file is cut this long after its first row at the latest: 500ms, 5s, 1m (default 5s, at least 100ms)
+  --file-size <size>           a data file is cut at this size: 1048576, 512KiB, 64MiB, 1GiB (default 64MiB)
+  --date-separator none|year|month|day   date folder of data files (default day)
+  --file-index-width <N>       digits of the data file index, ${MIN_FILE_INDEX_WIDTH}..${MAX_FILE_INDEX_WIDTH} (default 20)
+  -h, --help                   this text
+
+Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run.`;
+
+/** A command line that cannot run: the message says what to fix. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+interface SinkCommand {
+  from: string;
+  to: string;
+  protocol: 'csv' | 'canal-json';
+  flushIntervalMs: number;
+  fileSizeBytes: number;
+  dateSeparator: DateSeparator;
+  fileIndexWidth?: number;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+const SIZE_UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+function parseDuration(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text.trim());
+  if (!match) throw new UsageError(`--${flag} must be a duration such as 500ms, 5s or 1m, got ${JSON.stringify(text)}`);
+  return Number(match[1]) * DURATION_UNITS[match[2]!]!;
+}
+
+function parseSize(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(b|kib|mib|gib)?$/i.exec(text.trim());
+  const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]!) : NaN;
+  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) {
+    throw new UsageError(`--${flag} must be a size such as 1048576, 512KiB, 64MiB or 1GiB (at least 1 byte), got ${JSON.stringify(text)}`);
+  }
+  return bytes;
+}
+
+function flagValues(args: string[]) {
+  try {
+    return parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}; the flags are ${FLAG_LIST}`);
+  }
+}
+
+function parseCommand(args: string[]): SinkCommand | 'help' {
+  const values = flagValues(args);
+  if (values.help) return 'help';
+  if (values.from === undefined || values.from === '') throw new UsageError('--from is required: a JSON-lines file of change events, or - for stdin');
+  if (values.to === undefined || values.to === '') throw new UsageError('--to is required: a storage URI such as file:///tmp/cdc or s3://bucket/prefix');
+  const protocol = values.protocol ?? STORAGE_SINK_DEFAULTS.protocol;
+  if (protocol !== 'csv' && protocol !== 'canal-json') throw new UsageError(`--protocol must be csv or canal-json, got ${JSON.stringify(protocol)}`);
+  const dateSeparator = values['date-separator'] ?? 'day';
+  if (!['none', 'year', 'month', 'day'].includes(dateSeparator)) {
+    throw new UsageError(`--date-separator must be none, year, month or day, got ${JSON.stringify(dateSeparator)}`);
+  }
+  const flushIntervalMs = values['flush-interval'] === undefined ? STORAGE_SINK_DEFAULTS.flushIntervalMs : parseDuration('flush-interval', values['flush-interval']);
+  if (flushIntervalMs < 100) throw new UsageError(`--flush-interval must be at least 100ms, got ${values['flush-interval']}`);
+  const command: SinkCommand = {
+    from: values.from,
+    to: values.to,
+    protocol,
+    flushIntervalMs,
+    fileSizeBytes: values['file-size'] === undefined ? STORAGE_SINK_DEFAULTS.fileSizeBytes : parseSize('file-size', values['file-size']),
+    dateSeparator: dateSeparator as DateSeparator,
+  };
+  const width = values['file-index-width'];
+  if (width !== undefined) {
+    const digits = /^\d+$/.test(width) ? Number(width) : NaN;
+    if (!(digits >= MIN_FILE_INDEX_WIDTH && digits <= MAX_FILE_INDEX_WIDTH)) {
+      throw new UsageError(`--file-index-width must be an integer from ${MIN_FILE_INDEX_WIDTH} to ${MAX_FILE_INDEX_WIDTH}, got ${JSON.stringify(width)}`);
+    }
+    command.fileIndexWidth = digits;
+  }
+  return command;
+}
+
+/** The input's change events, one per non-blank line; a malformed line fails naming its number. */
+async function* readEvents(input: NodeJS.ReadableStream): AsyncGenerator<ChangeEvent> {
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNumber = 0;
+  try {
+    for await (const line of lines) {
+      lineNumber++;
+      if (line.trim() === '') continue;
+      yield parseChangeEventLine(line, lineNumber);
+    }
+  } finally {
+    lines.close();
+  }
+}
+
+/** Counts what the sink reports and prints it: a redrawn line on a TTY, one line per report otherwise. */
+class ProgressPrinter {
+  dataFiles = 0;
+  schemaFiles = 0;
+  rows = 0;
+  bytes = 0;
+  checkpointTs: bigint | undefined;
+  readonly #out: NonNullable<SinkCommandIo['stdout']>;
+  readonly #tty: boolean;
+  #lastDrawMs = -Infinity;
+  #drawn = false;
+
+  constructor(out: NonNullable<SinkCommandIo['stdout']>) {
+    this.#out = out;
+    this.#tty = out.isTTY === true;
+  }
+
+  report(progress: SinkProgress): void {
+    if (progress.kind === 'data') {
+      this.dataFiles++;
+      this.rows += progress.rows;
+      this.bytes += progress.bytes;
+      if (!this.#tty) this.#out.write(`wrote ${progress.path}: ${progress.rows} rows, ${formatBytes(progress.bytes)} (cut by ${progress.reason})\n`);
+    } else if (progress.kind === 'schema') {
+      this.schemaFiles++;
+      if (!this.#tty) this.#out.write(`wrote ${progress.path}: schema at commit ts ${progress.commitTs}\n`);
+    } else {
+      this.checkpointTs = progress.checkpointTs;
+      if (!this.#tty) this.#out.write(`checkpoint ${progress.checkpointTs}\n`);
+    }
+    if (this.#tty) this.#redraw();
+  }
+
+  #redraw(): void {
+    const now = performance.now();
+    if (now - this.#lastDrawMs < SINK_CLI_DEFAULTS.redrawIntervalMs) return;
+    this.#lastDrawMs = now;
+    this.#drawn = true;
+    this.#out.write(`\r\x1b[K${this.rows} rows, ${this.dataFiles + this.schemaFiles} files, checkpoint ${this.checkpointTs ?? '-'}`);
+  }
+
+  /** Clears the TTY line, so the next message starts at the left margin. */
+  clear(): void {
+    if (this.#drawn) this.#out.write('\r\x1b[K');
+    this.#drawn = false;
+  }
+
+  summary(to: string, elapsedMs: number): string {
+    return (
+      `sluice sink: ${this.dataFiles + this.schemaFiles} files (${this.dataFiles} data, ${this.schemaFiles} schema), ` +
+      `${this.rows} rows, ${formatBytes(this.bytes)}, checkpoint ${this.checkpointTs ?? 'none'}, ` +
+      `${(elapsedMs / 1000).toFixed(2)} s -> ${redactUri(to)}`
+    );
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** What a person can do about a failure while running. */
+function hintFor(error: unknown, command: SinkCommand): string {
+  if (error instanceof DecodeError || error instanceof InvalidChangeEventError) {
+    return `fix that line of ${command.from === '-' ? 'stdin' : command.from} and run again`;
+  }
+  if (error instanceof UnknownTableVersionError) return "put the table's DDL event (with its tableDef) before its rows in the input";
+  return `the metadata checkpoint in ${redactUri(command.to)} covers only durable rows; fix the cause and run again`;
+}
+
+/**
+ * Runs `sluice sink` with `args` (the words after `sink`) and returns the exit code: 0 success,
+ * 1 failed while running, 2 unusable command line. `io` replaces stdin/stdout/stderr (tests).
+ *
+ * @example
+ * process.exitCode = await run(['--from', 'events.jsonl', '--to', 'file:///tmp/cdc', '--file-size', '8MiB']);
+ */
+export async function run(args: string[], io: SinkCommandIo = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  let command: SinkCommand;
+  try {
+    const parsed = parseCommand(args);
+    if (parsed === 'help') {
+      stdout.write(`${SINK_USAGE}\n`);
+      return 0;
+    }
+    command = parsed;
+  } catch (error) {
+    stderr.write(`sluice sink: ${(error as Error).message}\n\n${SINK_USAGE}\n`);
+    return 2;
+  }
+
+  let storage: ExternalStorage;
+  try {
+    storage = await openStorage(command.to);
+  } catch (error) {
+    const hint = error instanceof InvalidStorageUriError ? '' : ' (credentials come from the environment; see --help)';
+    stderr.write(`sluice sink: --to: ${(error as Error).message}${hint}\n`);
+    return 2;
+  }
+
+  let input: NodeJS.ReadableStream;
+  let closeInput = async () => {};
+  if (command.from === '-') {
+    input = io.stdin ?? process.stdin;
+  } else {
+    try {
+      const file = await open(command.from, 'r');
+      input = file.createReadStream({ encoding: 'utf8' });
+      closeInput = () => file.close().catch(() => undefined);
+    } catch (error) {
+      await storage.close();
+      stderr.write(`sluice sink: --from: cannot read ${command.from}: ${(error as Error).message}\n`);
+      return 2;
+    }
+  }
+
+  const spoolRoot = await mkdtemp(join(tmpdir(), 'sluice-sink-cli-'));
+  const printer = new ProgressPrinter(stdout);
+  const started = performance.now();
+  try {
+    const progress$ = fromPaced(readEvents(input), { window: SINK_CLI_DEFAULTS.readWindow }).pipe(
+      storageSink({
+        storage,
+        protocol: command.protocol,
+        flushIntervalMs: command.flushIntervalMs,
+        fileSizeBytes: command.fileSizeBytes,
+        dateSeparator: command.dateSeparator,
+        ...(command.fileIndexWidth === undefined ? {} : { fileIndexWidth: command.fileIndexWidth }),
+        spool: { dir: join(spoolRoot, 'spool') },
+      }),
+    );
+    await drain(progress$, (report) => printer.report(report));
+    printer.clear();
+    stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
+    return 0;
+  } catch (error) {
+    printer.clear();
+    stderr.write(`sluice sink: ${(error as Error).message}\n  hint: ${hintFor(error, command)}\n`);
+    return 1;
+  } finally {
+    await closeInput();
+    await storage.close();
+    await rm(spoolRoot, { recursive: true, force: true });
+  }
+}
+
+/** Subscribes, hands each value to `onValue`, settles when the observable does. */
+function drain<T>(source: Observable<T>, onValue: (value: T) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    source.subscribe({ next: onValue, error: reject, complete: resolve });
+  });
+}
+
+export const sinkCommand = Object.freeze({
+  summary: 'change events (JSON lines) -> TiCDC storage-sink files on a storage URI',
+  run: (args: string[]) => run(args),
+});
