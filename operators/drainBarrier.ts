@@ -8,7 +8,7 @@
  * waiting scope are never held.
  */
 import { asyncScheduler, Observable, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
-import { createAck, noopAck, type Acked } from '../lib/core/ack.ts';
+import { bindAck, createAck, noopAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { checkFunction, InvalidOptionError } from '../lib/core/errors.ts';
 import { Queue } from '../lib/core/queue.ts';
 import { subscribeLinked } from '../lib/core/subscribeLinked.ts';
@@ -71,6 +71,12 @@ interface HeldBarrier<T, K> {
 }
 
 type HeldEntry<T, K> = HeldItem<T, K> | HeldBarrier<T, K>;
+
+/** An item emitted and not yet flushed, as its ack's context. */
+interface InFlightItem<K> {
+  readonly upstream: Ack;
+  readonly key: K;
+}
 
 interface Outgoing<T> {
   readonly item: Acked<T>;
@@ -187,26 +193,27 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
 
       const fail = (message: string, cause: unknown) => subscriber.error(new Error(message, { cause }));
 
+      /** The stages of every passed item's ack. Its context holds the upstream ack and key, never the value. */
+      const itemStages: AckHandler<InFlightItem<K>> = {
+        enqueued: ({ upstream }) => upstream.enqueued(),
+        flushed: ({ upstream, key }) => {
+          decrement(inFlightByKey, key);
+          inFlight--;
+          upstream.flushed();
+          scan();
+          drain();
+        },
+        failed: ({ upstream, key }, error) => {
+          upstream.failed(error);
+          fail(`${OWNER}: an item with key ${String(key)} failed downstream; barriers whose scope includes ${String(key)} cannot drain`, error);
+        },
+      };
+
       const passItem = (entry: HeldItem<T, K>) => {
         const { item, key } = entry;
-        const upstream = item.ack;
         increment(inFlightByKey, key);
         inFlight++;
-        const ack = createAck({
-          onEnqueued: () => upstream.enqueued(),
-          onFlushed: () => {
-            decrement(inFlightByKey, key);
-            inFlight--;
-            upstream.flushed();
-            scan();
-            drain();
-          },
-          onFailed: (error) => {
-            upstream.failed(error);
-            fail(`${OWNER}: an item with key ${String(key)} failed downstream; barriers whose scope includes ${String(key)} cannot drain`, error);
-          },
-        });
-        outbox.push({ item: { value: item.value, ack } });
+        outbox.push({ item: { value: item.value, ack: bindAck(itemStages, { upstream: item.ack, key }) } });
       };
 
       const passBarrier = (entry: HeldBarrier<T, K>) => {

@@ -7,7 +7,7 @@
  * released once usage is at or below `lowBytes`, and `flushed()` / `failed()` are never delayed.
  */
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
-import { createAck, type Ack, type Acked } from '../lib/core/ack.ts';
+import { bindAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../lib/core/errors.ts';
 import { subscribeLinked } from '../lib/core/subscribeLinked.ts';
 
@@ -37,9 +37,14 @@ export interface WatermarkStats {
   holding: boolean;
 }
 
-/** A wake withheld from upstream; one per item, so items sharing an ack object are held apart. */
+/**
+ * One item's state below the watermark: its upstream ack and its bytes. Also the context of the ack
+ * it travels with and, while its wake is withheld, its place in the held set (one per item, so items
+ * sharing an ack object are held apart). No closure per item.
+ */
 interface HeldWake {
   readonly upstream: Ack;
+  readonly size: number;
 }
 
 /**
@@ -91,10 +96,10 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
         }
       };
 
-      const settle = (wake: HeldWake, size: number) => {
+      const settle = (wake: HeldWake) => {
         // A flush implies the wake: the held entry is dropped, not resumed.
         held.delete(wake);
-        usageBytes -= size;
+        usageBytes -= wake.size;
         if (holding && usageBytes <= lowBytes) holding = false;
         report();
       };
@@ -108,6 +113,26 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
           report();
           wake.upstream.enqueued();
         }
+      };
+
+      /** The stages of every ack passed down; the context is the item's wake. */
+      const stages: AckHandler<HeldWake> = {
+        enqueued: (wake) => {
+          if (!holding) return wake.upstream.enqueued();
+          held.add(wake);
+          suppressedWakes++;
+          report();
+        },
+        flushed: (wake) => {
+          settle(wake);
+          wake.upstream.flushed();
+          release();
+        },
+        failed: (wake, error) => {
+          settle(wake);
+          wake.upstream.failed(error);
+          release();
+        },
       };
 
       const observer = {
@@ -126,30 +151,7 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
           usageBytes += size;
           if (usageBytes > highBytes) holding = true;
           report();
-          const upstream = item.ack;
-          const wake: HeldWake = { upstream };
-          const ack = createAck({
-            onEnqueued: () => {
-              if (!holding) {
-                upstream.enqueued();
-                return;
-              }
-              held.add(wake);
-              suppressedWakes++;
-              report();
-            },
-            onFlushed: () => {
-              settle(wake, size);
-              upstream.flushed();
-              release();
-            },
-            onFailed: (error) => {
-              settle(wake, size);
-              upstream.failed(error);
-              release();
-            },
-          });
-          subscriber.next({ value: item.value, ack });
+          subscriber.next({ value: item.value, ack: bindAck(stages, { upstream: item.ack, size }) });
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => subscriber.complete(),
