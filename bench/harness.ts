@@ -5,6 +5,10 @@
  * Invariant guarded here: stdout carries exactly one line per suite run, the result JSON, and it is
  * the last line; everything else (progress) goes to stderr, so scripts can read `tail -n 1`.
  */
+import { execFileSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { checkNumber } from '../lib/core/errors.ts';
 
 /** Parameters from the command line (`--key=value`): numbers when they parse as one, else strings. */
@@ -102,4 +106,29 @@ function formatNumber(value: number): string {
 
 function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as PromiseLike<T> | null)?.then === 'function';
+}
+
+const PROJECT = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * Runs `exportName(params)` of a bench module in a child `node` on JavaScript compiled by tsc, as an
+ * application runs sluice: under tsx the loader alone holds ~50 MiB and esbuild's keepNames gives
+ * every closure a property table, which would be measured as ours. The child prints the result.
+ */
+export async function runCompiled(suite: string, module: string, exportName: string, params: BenchParams, nodeFlags: readonly string[] = []): Promise<void> {
+  const outDir = join(PROJECT, '.tmp', `bench-${suite}-js`);
+  progress(`${suite}: compiling to ${outDir} (tsc)`);
+  rmSync(outDir, { recursive: true, force: true });
+  try {
+    execFileSync(process.execPath, [join(PROJECT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', PROJECT, '--noEmit', 'false', '--outDir', outDir], {
+      stdio: 'inherit',
+    });
+    const entry = JSON.stringify(join(outDir, 'bench', `${module}.js`));
+    const script = `import { ${exportName} } from ${entry}; await ${exportName}(${JSON.stringify(params)});`;
+    const child = spawn(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`${suite} bench: the measuring process exited with ${code}`);
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
 }

@@ -9,7 +9,8 @@
  * (a) rows/s from subscribe until the sink completes (every row flushed);
  * (b) baseline, the seed's "wake on flush": each row's ack ignores `enqueued()`, so a dispatcher sends
  *     its next row only once the previous one's file is written; rows flushed in `seconds` s, per s.
- * Targets: ratio a/b >= 10, vsEncode a/c >= 0.5, peak RSS <= 512 MiB.
+ * Targets: ratio a/b >= 10, vsEncode a/c >= 0.5, peak RSS <= 512 MiB. The phases run in a child
+ * node on tsc output (bench/harness.ts runCompiled), as an application runs the sink.
  *
  * Invariant guarded here: rows are generated lazily (one pending row per dispatcher), (a) is checked
  * to have flushed every row, and the temp folder (storage and spool) is removed whatever happens.
@@ -25,7 +26,7 @@ import { FileStorage } from '../lib/storage/fileStorage.ts';
 import { createRowEncoder } from '../pipelines/storageSink/encoder.ts';
 import { storageSink } from '../pipelines/storageSink/storageSink.ts';
 import { TableRegistry } from '../pipelines/storageSink/tableRegistry.ts';
-import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress } from './harness.ts';
+import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress, runCompiled } from './harness.ts';
 
 const FLUSH_INTERVAL_MS = 1000;
 const MiB = 1024 ** 2;
@@ -158,6 +159,11 @@ function encodeAll(dispatchers: number, rows: number): number {
  *   params.dispatchers paced paths (default 1000); params.seconds length of (b) (default 5).
  */
 export async function run(params: BenchParams): Promise<void> {
+  await runCompiled('sink', 'sink', 'measurePhases', params);
+}
+
+/** The measured phases; run in a child on compiled JavaScript (see runCompiled). */
+export async function measurePhases(params: BenchParams): Promise<void> {
   const rows = numberParam(params, 'rows', 2_000_000, { min: 1, integer: true });
   const dispatchers = numberParam(params, 'dispatchers', 1000, { min: 1, integer: true });
   const seconds = numberParam(params, 'seconds', 5, { min: 0.1 });

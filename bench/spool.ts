@@ -13,20 +13,17 @@
  * the spool: under tsx, the loader alone holds ~50 MiB and esbuild's keepNames gives every closure
  * a property table, which is not the spool's memory.
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, write } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Subject } from 'rxjs';
 import { bindAck, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { spool, type SpoolStats } from '../operators/spool.ts';
-import { type BenchParams, measure, numberParam, peakRssBytes, printResult, progress } from './harness.ts';
+import { type BenchParams, measure, numberParam, peakRssBytes, printResult, progress, runCompiled } from './harness.ts';
 
 const MiB = 1024 ** 2;
 const writeAsync = promisify(write);
-const PROJECT = dirname(dirname(fileURLToPath(import.meta.url)));
 
 function* records(count: number, recordBytes: number): Generator<Buffer> {
   for (let i = 0; i < count; i++) {
@@ -180,17 +177,7 @@ export async function measurePhases(params: BenchParams): Promise<void> {
  *   pace at a tenth of it instead of sampling the disk.
  */
 export async function run(params: BenchParams): Promise<void> {
-  const outDir = join(PROJECT, '.tmp', 'bench-js');
-  progress(`spool: compiling to ${outDir} (tsc)`);
-  rmSync(outDir, { recursive: true, force: true });
-  execFileSync(process.execPath, [join(PROJECT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', PROJECT, '--noEmit', 'false', '--outDir', outDir], {
-    stdio: 'inherit',
-  });
-  const script = `import { measurePhases } from ${JSON.stringify(join(outDir, 'bench', 'spool.js'))}; await measurePhases(${JSON.stringify(params)});`;
   // A small young generation, as a memory-bounded service would run: V8's default semi-spaces alone
   // take 32-48 MiB and let dead record buffers pile up between scavenges.
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  rmSync(outDir, { recursive: true, force: true });
-  if (code !== 0) throw new Error(`spool bench: the measuring process exited with ${code}`);
+  await runCompiled('spool', 'spool', 'measurePhases', params, ['--max-semi-space-size=1']);
 }

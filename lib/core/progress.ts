@@ -65,6 +65,11 @@ export class ProgressTracker<P = string> {
   private readonly changes = new Subject<CheckpointChange<P>>();
   private readonly overallChanges = new Subject<bigint>();
   private overallValue: bigint | undefined;
+  /**
+   * The overall minimum may have moved. It is recomputed (over every path) when read, or at once
+   * while someone watches overall$: a flush per item must not cost a pass over a thousand paths.
+   */
+  private overallStale = false;
 
   /**
    * Registers an item at `position` on `path` and returns the ack that reports it: its `flushed()`
@@ -119,7 +124,7 @@ export class ProgressTracker<P = string> {
   /** Forgets a closed path: it no longer counts toward the overall checkpoint. */
   remove(path: P): void {
     if (!this.paths.delete(path)) return;
-    this.updateOverall(true);
+    this.overallMayHaveMoved();
   }
 
   /** The path's checkpoint, or undefined before anything was tracked or advanced on it. */
@@ -129,6 +134,7 @@ export class ProgressTracker<P = string> {
 
   /** The least checkpoint over all known paths, or undefined when there is none. */
   get overall(): bigint | undefined {
+    this.refreshOverall();
     return this.overallValue;
   }
 
@@ -160,6 +166,7 @@ export class ProgressTracker<P = string> {
   /** The overall checkpoint now (when known), then each time it moves. */
   get overall$(): Observable<bigint> {
     return new Observable<bigint>((subscriber) => {
+      this.refreshOverall();
       if (this.overallValue !== undefined) subscriber.next(this.overallValue);
       return this.overallChanges.subscribe(subscriber);
     });
@@ -181,11 +188,19 @@ export class ProgressTracker<P = string> {
     state.checkpoint = next;
     this.changes.next({ path, position: next });
     // The overall minimum can only change when this path was (or now is) the minimum.
-    this.updateOverall(previous === undefined || previous === this.overallValue || next < (this.overallValue ?? next + 1n));
+    if (this.overallStale || previous === undefined || previous === this.overallValue || next < (this.overallValue ?? next + 1n)) {
+      this.overallMayHaveMoved();
+    }
   }
 
-  private updateOverall(recompute: boolean): void {
-    if (!recompute) return;
+  private overallMayHaveMoved(): void {
+    this.overallStale = true;
+    if (this.overallChanges.observed) this.refreshOverall();
+  }
+
+  private refreshOverall(): void {
+    if (!this.overallStale) return;
+    this.overallStale = false;
     let least: bigint | undefined;
     for (const state of this.paths.values()) {
       if (state.checkpoint !== undefined && (least === undefined || state.checkpoint < least)) least = state.checkpoint;
