@@ -61,7 +61,8 @@ describe('sluice sink (cli)', () => {
   });
 
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    // After a failed run a write already in flight may still land (atomically): retry until it has.
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
 
   it('writes data, index, schema files and the metadata checkpoint from a file, and exits 0', async () => {
