@@ -8,7 +8,7 @@
  */
 import { CSV_DEFAULTS, encodeCsvRow, type CsvOptions } from '../../lib/codec/csv.ts';
 import { encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
-import { checkChangeEvent, InvalidChangeEventError, type RowChange } from '../../lib/codec/changeEvent.ts';
+import { checkChangeEvent, InvalidChangeEventError, type ChangeEvent, type RowChange } from '../../lib/codec/changeEvent.ts';
 import { commitTsToDate, dataFolderPath, dateFolder, LAYOUT_DEFAULTS, type DataFolder, type DateSeparator } from '../../lib/codec/layout.ts';
 import { checkFunction, InvalidOptionError } from '../../lib/core/errors.ts';
 import { TableRegistry } from './tableRegistry.ts';
@@ -33,6 +33,11 @@ export interface RowEncoderOptions {
    * is the commit's physical time, so the bytes are a pure function of the row.
    */
   buildTimeMs?: () => number;
+  /**
+   * The caller has already run `checkChangeEvent` on every row (the storage sink does, naming each
+   * event by its input position), so the encoder does not check it again. Default false.
+   */
+  rowsChecked?: boolean;
 }
 
 export const ROW_ENCODER_DEFAULTS = Object.freeze({
@@ -85,9 +90,11 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
     return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? {} : { buildTimeMs: Math.floor(buildTimeMs()) }) + CRLF;
   };
 
+  const rowsChecked = options.rowsChecked === true;
+
   return (row: RowChange): EncodedRow => {
-    const event: unknown = row;
-    checkChangeEvent(event, 'storage sink encoder');
+    if (!rowsChecked) checkChangeEvent(row as unknown, 'storage sink encoder');
+    const event: ChangeEvent = row;
     if (event.kind !== 'row') throw new InvalidChangeEventError(event, 'storage sink encoder', 'expected a row change; DDL goes to the schema file, not a data file');
     const date = dateFolder(commitTsToDate(event.commitTs), dateSeparator);
     const folder: DataFolder = { schema: event.schema, table: event.table, tableVersion: event.tableVersion };

@@ -121,7 +121,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
     new Observable<SinkProgress>((subscriber) => {
       const tables = new TableRegistry();
       for (const def of options.tables ?? []) tables.register(def);
-      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv });
+      // Rows are checked once, in admit, where each is named by its input position.
+      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv, rowsChecked: true });
       const output = new FileOutput({
         storage,
         extension: protocol === 'csv' ? '.csv' : '.json',

@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { RetriesExhaustedError } from '../../lib/core/retry.ts';
 import type { RetryInfo } from '../../lib/core/retry.ts';
 import {
@@ -18,7 +17,7 @@ import {
   S3Storage,
 } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/index.ts';
-import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver } from '../support/services.ts';
+import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, createS3Bucket } from '../support/services.ts';
 import type { AzuriteService, S3rverService } from '../support/services.ts';
 import { collect, expectBytes } from './conformance.ts';
 import { rejectionOf } from '../support/waiting.ts';
@@ -88,12 +87,7 @@ describe('openStorage', () => {
 
     before(async function () {
       s3rver = await serviceOrSkip(this, 's3rver', startS3rver);
-      const admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-      try {
-        await admin.send(new CreateBucketCommand({ Bucket: 'opened' }));
-      } finally {
-        admin.destroy();
-      }
+      await createS3Bucket(s3rver.endpoint, 'opened');
     });
 
     after(async () => {

@@ -2,13 +2,12 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { RetriesExhaustedError } from '../../lib/core/retry.ts';
 import type { RetryInfo } from '../../lib/core/retry.ts';
 import { S3Storage, S3StorageError } from '../../lib/storage/s3Storage.ts';
 import type { S3StorageOptions } from '../../lib/storage/s3Storage.ts';
-import { S3RVER_CREDENTIALS, serviceOrSkip, startFaultProxy, startS3rver } from '../support/services.ts';
+import { S3RVER_CREDENTIALS, serviceOrSkip, startFaultProxy, startS3rver, createS3Bucket } from '../support/services.ts';
 import type { FaultProxy, S3rverService } from '../support/services.ts';
 import { collect, describeStorageConformance, expectBytes } from './conformance.ts';
 import { rejectionOf } from '../support/waiting.ts';
@@ -36,12 +35,7 @@ describe('S3Storage against s3rver', function () {
 
   before(async function () {
     s3rver = await serviceOrSkip(this, 's3rver', startS3rver);
-    const admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-    try {
-      await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    } finally {
-      admin.destroy();
-    }
+    await createS3Bucket(s3rver.endpoint, BUCKET);
   });
 
   beforeEach(function () {

@@ -19,6 +19,7 @@
  * error; with `SLUICE_REQUIRE_SERVICES=1` (CI) the hook fails instead, so a missing service is never
  * silently green.
  */
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest } from 'node:http';
@@ -294,4 +295,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         await closing;
       })()),
   };
+}
+
+/** Creates a bucket on an s3rver (or any S3 endpoint with its credentials) for a test suite. */
+export async function createS3Bucket(endpoint: string, bucket: string): Promise<void> {
+  const admin = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+  try {
+    await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    admin.destroy();
+  }
 }

@@ -125,6 +125,15 @@ describe('storage sink row encoder', () => {
     expect(() => mismatch(insert({ columns: { id: 1 } }))).to.throw(InvalidChangeEventError, `(row insert shop.orders commitTs ${LATE_EVENING})`);
   });
 
+  it('with rowsChecked, leaves the check to its caller: same bytes for a valid row, and a DDL is still refused', () => {
+    const checked = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
+    const trusting = createRowEncoder({ protocol: 'csv', tables: registry(orders), rowsChecked: true });
+    const row = insert();
+    expect(trusting(row)).to.deep.equal(checked(row));
+    const ddl: DdlEvent = { kind: 'ddl', commitTs: 5n, query: 'CREATE SCHEMA s', ddlType: 'CREATE SCHEMA', schema: 's', blockedDispatchers: 'all' };
+    expect(() => trusting(ddl as unknown as RowChange)).to.throw(InvalidChangeEventError, 'expected a row change');
+  });
+
   it('folderKey differs per dispatcher and per folder, and is equal for equal pairs', () => {
     const folder = { schema: 'shop', table: 'orders', tableVersion: 4350n, date: '2024-05-01' };
     expect(folderKey(folder, 'd1')).to.equal('shop/orders/4350/2024-05-01\td1');

@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { DdlEvent, TableDef } from '../../../lib/codec/changeEvent.ts';
 import type { DataFolder } from '../../../lib/codec/layout.ts';
 import { encodeSchemaFile } from '../../../lib/codec/schemaFile.ts';
@@ -19,7 +18,7 @@ import { MemoryStorage } from '../../../lib/storage/memoryStorage.ts';
 import { S3Storage } from '../../../lib/storage/s3Storage.ts';
 import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.ts';
 import { FileOutput, FileOutputError, type FileOutputOptions, type FileWriteEvent } from '../../../pipelines/storageSink/fileOutput.ts';
-import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver } from '../../support/services.ts';
+import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, createS3Bucket } from '../../support/services.ts';
 import type { AzuriteService, S3rverService } from '../../support/services.ts';
 import { tick, until, rejectionOf } from '../../support/waiting.ts';
 
@@ -403,12 +402,7 @@ describe('FileOutput against s3rver', function () {
 
   before(async function () {
     s3rver = await serviceOrSkip(this, 's3rver', startS3rver);
-    const admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-    try {
-      await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    } finally {
-      admin.destroy();
-    }
+    await createS3Bucket(s3rver.endpoint, BUCKET);
   });
 
   after(async () => {

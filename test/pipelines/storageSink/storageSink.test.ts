@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import { createAck, type Acked } from '../../../lib/core/ack.ts';
 import { mergePaced } from '../../../lib/core/paced.ts';
@@ -15,7 +14,7 @@ import { MemoryStorage } from '../../../lib/storage/memoryStorage.ts';
 import { S3Storage } from '../../../lib/storage/s3Storage.ts';
 import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.ts';
 import { storageSink, type SinkProgress, type StorageSinkOptions } from '../../../pipelines/storageSink/storageSink.ts';
-import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService } from '../../support/services.ts';
+import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService, createS3Bucket } from '../../support/services.ts';
 import { tick, until } from '../../support/waiting.ts';
 
 const ORDERS_V100: TableDef = {
@@ -360,12 +359,7 @@ describe('storageSink', () => {
     const opened: S3Storage[] = [];
     before(async function () {
       s3rver = await serviceOrSkip(this, 's3rver', startS3rver);
-      const admin = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-      try {
-        await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
-      } finally {
-        admin.destroy();
-      }
+      await createS3Bucket(s3rver.endpoint, BUCKET);
     });
     after(async () => {
       await Promise.all(opened.map((storage) => storage.close()));
