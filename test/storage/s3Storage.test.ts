@@ -22,6 +22,10 @@ const MiB = 1024 * 1024;
  */
 const S3RVER_QUIRKS: readonly (readonly [titleStart: string, reason: string])[] = [
   ['replaces atomically', 's3rver writes an overwrite into the object file in place, so a concurrent GET reads new bytes under the old length'],
+  [
+    'overwrites an object with a longer and then a shorter one',
+    's3rver rewrites an overwritten object file in place and may answer the PUT before the bytes are in it: a GET right after read 0 of 3 bytes once in CI',
+  ],
   ['lists every key in ascending byte order', "s3rver lists in directory-walk order ('a/b' before 'a-c'), not byte order"],
   ['filters by prefix, including a prefix that ends', "s3rver lists in directory-walk order ('orders/...' before 'orders-archive/...')"],
   ['lists in UTF-8 byte order', 's3rver sorts and filters start-after by UTF-16 code units'],
