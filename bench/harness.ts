@@ -6,7 +6,7 @@
  * the last line; everything else (progress) goes to stderr, so scripts can read `tail -n 1`.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkNumber } from '../lib/core/errors.ts';
@@ -69,6 +69,17 @@ export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/** RSS now, split as Linux counts it (anonymous memory, mapped files), for progress lines; '' elsewhere. */
+export function rssBreakdown(): string {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+    return `rss ${(kib('VmRSS') / 1024).toFixed(1)} MiB = anon ${(kib('RssAnon') / 1024).toFixed(1)} + file ${(kib('RssFile') / 1024).toFixed(1)} + shmem ${(kib('RssShmem') / 1024).toFixed(1)}`;
+  } catch {
+    return '';
+  }
+}
+
 /** A numeric parameter with its default, checked like an operator option. */
 export function numberParam(
   params: BenchParams,
@@ -114,6 +125,7 @@ const PROJECT = dirname(dirname(fileURLToPath(import.meta.url)));
  * Runs `exportName(params)` of a bench module in a child `node` on JavaScript compiled by tsc, as an
  * application runs sluice: under tsx the loader alone holds ~50 MiB and esbuild's keepNames gives
  * every closure a property table, which would be measured as ours. The child prints the result.
+ * Extra flags for the child (say `--cpu-prof` or `--trace-gc`) come from SLUICE_BENCH_NODE_FLAGS.
  */
 export async function runCompiled(suite: string, module: string, exportName: string, params: BenchParams, nodeFlags: readonly string[] = []): Promise<void> {
   const outDir = join(PROJECT, '.tmp', `bench-${suite}-js`);
@@ -125,7 +137,8 @@ export async function runCompiled(suite: string, module: string, exportName: str
     });
     const entry = JSON.stringify(join(outDir, 'bench', `${module}.js`));
     const script = `import { ${exportName} } from ${entry}; await ${exportName}(${JSON.stringify(params)});`;
-    const child = spawn(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
+    const extraFlags = (process.env['SLUICE_BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...nodeFlags, ...extraFlags, '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     if (code !== 0) throw new Error(`${suite} bench: the measuring process exited with ${code}`);
   } finally {

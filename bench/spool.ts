@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { Subject } from 'rxjs';
 import { bindAck, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { spool, type SpoolStats } from '../operators/spool.ts';
-import { type BenchParams, measure, numberParam, peakRssBytes, printResult, progress, runCompiled } from './harness.ts';
+import { type BenchParams, measure, numberParam, peakRssBytes, printResult, progress, rssBreakdown, runCompiled } from './harness.ts';
 
 const MiB = 1024 ** 2;
 const writeAsync = promisify(write);
@@ -142,7 +142,7 @@ export async function measurePhases(params: BenchParams): Promise<void> {
     const heap = process.memoryUsage();
     progress(
       `peak spool memory ${(accounted / MiB).toFixed(1)} MiB (values ${(spoolPeak.memoryBytes / MiB).toFixed(1)} + bookkeeping ${(spoolPeak.indexBytes / MiB).toFixed(1)}), ` +
-        `disk ${(spoolPeak.diskBytes / MiB).toFixed(1)} MiB; process now: heap ${(heap.heapUsed / MiB).toFixed(1)} MiB, external ${(heap.external / MiB).toFixed(1)} MiB`,
+        `disk ${(spoolPeak.diskBytes / MiB).toFixed(1)} MiB; process now: heap ${(heap.heapUsed / MiB).toFixed(1)} MiB, external ${(heap.external / MiB).toFixed(1)} MiB, ${rssBreakdown()}`,
     );
     const raw = await measure('baseline: fs.write per record, sequential', () => rawWrite(dir, count, recordBytes, recordBytes));
     const chunked = await measure('reference: fs.write per 1 MiB chunk, sequential', () => rawWrite(dir, count, recordBytes, MiB));
