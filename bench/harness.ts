@@ -50,12 +50,15 @@ export async function measure<T>(
 ): Promise<Measurement<T>> {
   const warmupRuns = checkNumber('measure', 'warmupRuns', options.warmupRuns ?? 0, { min: 0, integer: true });
   for (let i = 0; i < warmupRuns; i++) await fn();
+  const cpuBefore = process.cpuUsage();
   const start = process.hrtime.bigint();
   const returned = fn();
   const result = isPromiseLike(returned) ? await returned : returned;
   const elapsedNs = process.hrtime.bigint() - start;
   const elapsedMs = Number(elapsedNs) / 1e6;
-  progress(`${name}: ${elapsedMs.toFixed(1)} ms`);
+  // CPU time (all threads) beside wall time: on a busy machine it shows the work apart from waiting.
+  const cpu = process.cpuUsage(cpuBefore);
+  progress(`${name}: ${elapsedMs.toFixed(1)} ms (cpu: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms)`);
   return { name, elapsedNs, elapsedMs, result };
 }
 

@@ -26,7 +26,7 @@ import { FileStorage } from '../lib/storage/fileStorage.ts';
 import { createRowEncoder } from '../pipelines/storageSink/encoder.ts';
 import { storageSink } from '../pipelines/storageSink/storageSink.ts';
 import { TableRegistry } from '../pipelines/storageSink/tableRegistry.ts';
-import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress, runCompiled } from './harness.ts';
+import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress, rssBreakdown, runCompiled } from './harness.ts';
 
 const FLUSH_INTERVAL_MS = 1000;
 const MiB = 1024 ** 2;
@@ -83,12 +83,18 @@ function sinkOn(root: string) {
   });
 }
 
+/** V8's side of RSS: heap used/committed, and external memory (ArrayBuffers). */
+function heapLine(): string {
+  const m = process.memoryUsage();
+  return `heap ${(m.heapUsed / MiB).toFixed(0)}/${(m.heapTotal / MiB).toFixed(0)} MiB, external ${(m.external / MiB).toFixed(0)} MiB`;
+}
+
 /** (a): resolves with the rows the sink reported written once it completes. */
 function sinkAll(root: string, dispatchers: number, rows: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let written = 0;
     let files = 0;
-    const ticker = setInterval(() => progress(`  (a) ${written} rows in ${files} files, rss ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB`), 5000);
+    const ticker = setInterval(() => progress(`  (a) ${written} rows in ${files} files, ${rssBreakdown()}, ${heapLine()}`), 2000);
     input(dispatchers, rows)
       .pipe(sinkOn(root))
       .subscribe({
@@ -174,7 +180,7 @@ export async function measurePhases(params: BenchParams): Promise<void> {
     // the garbage the sink runs leave.
     const encoded = await measure('(c) encode only', () => encodeAll(dispatchers, rows));
     const encodeOnly = eventsPerSecond(rows, encoded.elapsedNs);
-    progress(`(c) ${Math.round(encodeOnly)} rows/s, ${(encoded.result / rows).toFixed(1)} bytes/row`);
+    progress(`(c) ${Math.round(encodeOnly)} rows/s, ${(encoded.result / rows).toFixed(1)} bytes/row; ${rssBreakdown()}, peak ${(peakRssBytes() / MiB).toFixed(0)} MiB`);
 
     const all = await measure('(a) early wake: every row flushed', () => sinkAll(join(dir, 'a'), dispatchers, rows));
     if (all.result !== rows) throw new Error(`sink: (a) wrote ${all.result} of ${rows} rows`);

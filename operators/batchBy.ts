@@ -6,13 +6,13 @@
  * non-empty batch; the open batch never holds more than `maxItems` items nor more than `maxBytes`
  * bytes (a single item larger than `maxBytes` travels alone), so the buffer is bounded by the limits.
  */
-import { asyncScheduler, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { asyncScheduler, isObservable, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { ackAll, isAcked, type Ack } from '../lib/core/ack.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../lib/core/errors.ts';
 import { subscribeLinked } from '../lib/core/subscribeLinked.ts';
 
 /** Why a batch was cut. */
-export type BatchReason = 'size' | 'interval' | 'barrier' | 'complete';
+export type BatchReason = 'size' | 'interval' | 'barrier' | 'quota' | 'complete';
 
 /** A cut batch: its items in input order, their total `sizeOf` bytes, and their combined ack. */
 export interface Batch<T> {
@@ -35,6 +35,11 @@ export interface BatchByOptions<T> {
   maxDelayMs?: number;
   /** A barrier item closes the batch it joins, which is emitted at once. */
   isBarrier?: (item: T) => boolean;
+  /**
+   * Each emission cuts the open batch at once (reason `quota`), when it holds anything: how a
+   * memory quota upstream gets its items written instead of waiting for the interval.
+   */
+  cut$?: Observable<unknown>;
   /** Where the delay timer runs. Default `asyncScheduler`. */
   scheduler?: SchedulerLike;
 }
@@ -74,7 +79,8 @@ class CutBatch<T> implements Batch<T> {
  * nothing. Cuts: `size` when the batch reaches `maxItems`, or when the next item would push it above
  * `maxBytes` (the batch is emitted first and the item starts the next one; an item that alone
  * reaches `maxBytes` is emitted at once); `interval` `maxDelayMs` after the batch's first item;
- * `barrier` when `isBarrier(item)` (the item is the batch's last member). The buffer is bounded by
+ * `barrier` when `isBarrier(item)` (the item is the batch's last member); `quota` when `cut$`
+ * emits (nothing happens when the batch is empty). The buffer is bounded by
  * `maxItems` / `maxBytes`: it cannot fill up, it is cut instead. `batch.ack` combines the members'
  * acks (`ackAll`), built on first access. A throwing `sizeOf` / `isBarrier`, or a size that is not a
  * finite number > 0, errors the output.
@@ -83,7 +89,7 @@ class CutBatch<T> implements Batch<T> {
  * rows$.pipe(batchBy({ maxBytes: 64 << 20, sizeOf: (row) => row.bytes, maxDelayMs: 5000, isBarrier: (row) => row.ddl }))
  *
  * @param options maxItems (items), maxBytes (bytes, needs sizeOf), maxDelayMs (ms, >= 0 or
- *   Infinity), isBarrier, scheduler. At least one of maxItems / maxBytes must be finite.
+ *   Infinity), isBarrier, cut$, scheduler. At least one of maxItems / maxBytes must be finite.
  */
 export function batchBy<T>(options: BatchByOptions<T>): OperatorFunction<T, Batch<T>> {
   const maxItems = checkNumber(OWNER, 'maxItems', options.maxItems ?? BATCH_BY_DEFAULTS.maxItems, {
@@ -106,6 +112,8 @@ export function batchBy<T>(options: BatchByOptions<T>): OperatorFunction<T, Batc
   const isBarrier = options.isBarrier === undefined ? undefined : checkFunction(OWNER, 'isBarrier', options.isBarrier);
   const timed = maxDelayMs !== Infinity;
   const scheduler = options.scheduler ?? asyncScheduler;
+  const cut$ = options.cut$;
+  if (cut$ !== undefined && !isObservable(cut$)) throw new InvalidOptionError(OWNER, 'cut$', cut$, 'an Observable');
 
   return (source) =>
     new Observable<Batch<T>>((subscriber) => {
@@ -166,6 +174,16 @@ export function batchBy<T>(options: BatchByOptions<T>): OperatorFunction<T, Batc
           subscriber.complete();
         },
       };
+      if (cut$ !== undefined) {
+        subscriber.add(
+          cut$.subscribe({
+            next: () => {
+              if (items.length > 0) emit('quota');
+            },
+            error: (error: unknown) => subscriber.error(error),
+          }),
+        );
+      }
       subscribeLinked(source, observer, (link) => subscriber.add(link));
 
       return () => {

@@ -20,7 +20,7 @@ export interface WatermarkBackpressureOptions<T> {
   lowBytes: number;
   /** Bytes an item counts for; must return a finite number >= 0. */
   sizeOf: (value: T) => number;
-  /** Called synchronously after each change of the stats. */
+  /** Called synchronously after each change of the stats, with the same object updated in place (copy it to keep it). */
   onStats?: (stats: Readonly<WatermarkStats>) => void;
 }
 
@@ -87,10 +87,17 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
       // A Set keeps insertion order (release order) and drops a flushed entry in O(1).
       const held = new Set<HeldWake>();
 
+      // One object per subscription, updated in place: a report per item must not allocate.
+      const stats: WatermarkStats = { usageBytes: 0, heldWakes: 0, suppressedWakes: 0, resumedWakes: 0, holding: false };
       const report = () => {
         if (!onStats) return;
+        stats.usageBytes = usageBytes;
+        stats.heldWakes = held.size;
+        stats.suppressedWakes = suppressedWakes;
+        stats.resumedWakes = resumedWakes;
+        stats.holding = holding;
         try {
-          onStats({ usageBytes, heldWakes: held.size, suppressedWakes, resumedWakes, holding });
+          onStats(stats);
         } catch (error) {
           subscriber.error(error);
         }

@@ -12,13 +12,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { asyncScheduler, concatMap, from, map, Observable, tap, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, concatMap, from, map, Observable, Subject, tap, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { Ack, Acked } from '../../lib/core/ack.ts';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
 import { checkRetryPolicy, withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
 import {
-  checkChangeEvent,
+  changeEventProblem,
+  InvalidChangeEventError,
   type ChangeEvent,
   type CsvOptions,
   type DataFolder,
@@ -37,7 +38,7 @@ import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { batchBy, type Batch, type BatchReason } from '../../operators/batchBy.ts';
 import { drainBarrier } from '../../operators/drainBarrier.ts';
 import { spool } from '../../operators/spool.ts';
-import { watermarkBackpressure } from '../../operators/watermarkBackpressure.ts';
+import { watermarkBackpressure, type WatermarkStats } from '../../operators/watermarkBackpressure.ts';
 import { concatEncoded, createRowEncoder, folderKey, type EncodedRow, type RowProtocol } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
 import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
@@ -56,6 +57,13 @@ export interface StorageSinkOptions {
   csv?: CsvOptions;
   /** Definitions of tables whose rows come before (or without) a DDL; their version is the start ts. */
   tables?: readonly TableDef[];
+  /**
+   * Memory for rows accepted and not yet durable, by estimate (their encoded size plus the state
+   * each holds while in flight, ~1 KiB). Wakes are held above 0.8 of it and released at 0.6; above
+   * 0.4 the open batch is written at once (reason `quota`) instead of waiting for the interval.
+   * Default 128 MiB.
+   */
+  memoryQuotaBytes?: number;
   /** The spool: its own folder (default a fresh temp folder) and quotas (bytes). */
   spool?: { dir?: string; memoryBytes?: number; diskQuotaBytes?: number; segmentBytes?: number };
   /** The `metadata` checkpoint is rewritten at most this often (ms). Default 2000. */
@@ -86,12 +94,21 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
   checkpointIntervalMs: 2000,
   spoolMemoryBytes: 64 * MiB,
   spoolDiskQuotaBytes: 10 * 1024 * MiB,
-  /** Wakes are held above this share of the spool's memory + disk, released at the low share. */
+  memoryQuotaBytes: 128 * MiB,
+  /** Wakes are held above this share of the quota (memory, or spool memory + disk), released at the low share. */
   highWatermark: 0.8,
   lowWatermark: 0.6,
+  /** Above this share of the quota the open batch is written at once (reason `quota`). */
+  cutWatermark: 0.4,
 });
 
 const OWNER = 'storageSink';
+
+/**
+ * Memory a row holds while in flight besides its encoded bytes: its upstream ack, position and the
+ * ack layers of the stages, the encoded row object, its spool entry (measured at ~900 B on Node 20).
+ */
+const ROW_STATE_BYTES = 1024;
 
 /** Events of one commit ts on one dispatcher get consecutive positions below the next ts. */
 const SEQUENCE_BITS = 20n;
@@ -115,7 +132,7 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  */
 export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
   const settings = checkOptions(options);
-  const { storage, protocol, flushIntervalMs, fileSizeBytes, checkpointIntervalMs, retry, metrics, scheduler } = settings;
+  const { storage, protocol, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, retry, metrics, scheduler } = settings;
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
@@ -152,18 +169,25 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
 
       /** A per-path position: the commit ts, then the event's place among those of that ts. */
       const track = (path: string, commitTs: bigint, ack: Ack): Ack => {
-        const last = sequences.get(path);
-        const sequence = last !== undefined && last.commitTs === commitTs ? last.next : 0n;
+        let last = sequences.get(path);
+        if (last === undefined) sequences.set(path, (last = { commitTs, next: 0n }));
+        else if (last.commitTs !== commitTs) {
+          last.commitTs = commitTs;
+          last.next = 0n;
+        }
+        const sequence = last.next;
         if (sequence > SEQUENCE_MASK) {
           throw new RangeError(`${OWNER}: more than ${SEQUENCE_MASK + 1n} events at commit ts ${commitTs} on dispatcher ${path}`);
         }
-        sequences.set(path, { commitTs, next: sequence + 1n });
+        last.next = sequence + 1n;
         return tracker.track(path, (commitTs << SEQUENCE_BITS) | sequence, ack);
       };
 
       let lineNumber = 0;
       const admit = ({ value, ack }: Acked<ChangeEvent>): Acked<SinkInput> => {
-        checkChangeEvent(value, `event #${++lineNumber}`);
+        const problem = changeEventProblem(value);
+        ++lineNumber;
+        if (problem !== undefined) throw new InvalidChangeEventError(value, `event #${lineNumber}`, problem);
         if (value.kind === 'row') return { value, ack: track(value.dispatcherId, value.commitTs, ack) };
         // Each DDL is a path of its own, forgotten once durable, so it does not hold the checkpoint.
         const path = `ddl@${value.commitTs}#${lineNumber}`;
@@ -245,6 +269,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           reports.push({ kind: 'schema', path, commitTs: written.commitTs });
         }
         batch.ack.flushed();
+        if (holding) cut$.next();
         return reports;
       };
 
@@ -271,17 +296,36 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         }, checkpointIntervalMs),
       );
 
-      const watermarkBytes = spoolMemory + spoolDisk;
+      // Rows in flight are bounded by memory (their state stays on the heap even when their bytes
+      // are spilled) and by what the spool can hold.
+      const quotaBytes = Math.min(memoryQuotaBytes, spoolMemory + spoolDisk);
+      // The quota drains by writes, never by waiting for the interval: the writer cuts its open
+      // batch when rows in flight cross the cut mark (so one batch is written while the next
+      // fills), when wakes start being held, and after each write while they still are.
+      const cut$ = new Subject<void>();
+      const cutBytes = quotaBytes * STORAGE_SINK_DEFAULTS.cutWatermark;
+      let aboveCut = false;
+      let holding = false;
+      const watchQuota = (stats: Readonly<WatermarkStats>) => {
+        const startsHolding = stats.holding && !holding;
+        holding = stats.holding;
+        if (stats.usageBytes < cutBytes) aboveCut = false;
+        else if (!aboveCut || startsHolding) {
+          aboveCut = true;
+          cut$.next();
+        }
+        bound?.watermark(stats);
+      };
       subscriber.add(
         events$
           .pipe(
             tap({ complete: completeDispatchers }),
             map(admit),
             watermarkBackpressure<SinkInput>({
-              highBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.highWatermark),
-              lowBytes: Math.floor(watermarkBytes * STORAGE_SINK_DEFAULTS.lowWatermark),
-              sizeOf: (event) => (event.kind === 'row' ? approximateRowBytes(event) : 256),
-              ...(bound ? { onStats: bound.watermark } : {}),
+              highBytes: Math.floor(quotaBytes * STORAGE_SINK_DEFAULTS.highWatermark),
+              lowBytes: Math.floor(quotaBytes * STORAGE_SINK_DEFAULTS.lowWatermark),
+              sizeOf: (event) => (event.kind === 'row' ? approximateRowBytes(event) : 256) + ROW_STATE_BYTES,
+              onStats: watchQuota,
             }),
             drainBarrier<SinkInput, string>({
               isBarrier: (event) => event.kind === 'ddl',
@@ -298,6 +342,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
               sizeOf: (item) => sinkItemBytes(item.value),
               maxDelayMs: flushIntervalMs,
               isBarrier: (item) => item.value.kind !== 'row',
+              cut$,
               scheduler,
             }),
             concatMap((batch) => from(writeBatch(batch))),
@@ -352,6 +397,7 @@ interface SinkSettings {
   protocol: RowProtocol;
   flushIntervalMs: number;
   fileSizeBytes: number;
+  memoryQuotaBytes: number;
   checkpointIntervalMs: number;
   retry: RetryPolicy;
   metrics: StorageSinkOptions['metrics'];
@@ -378,6 +424,7 @@ function checkOptions(options: StorageSinkOptions): SinkSettings {
     protocol,
     flushIntervalMs: checkNumber(OWNER, 'flushIntervalMs', options.flushIntervalMs ?? STORAGE_SINK_DEFAULTS.flushIntervalMs, { min: 100 }),
     fileSizeBytes: checkNumber(OWNER, 'fileSizeBytes', options.fileSizeBytes ?? STORAGE_SINK_DEFAULTS.fileSizeBytes, { min: 1, integer: true }),
+    memoryQuotaBytes: checkNumber(OWNER, 'memoryQuotaBytes', options.memoryQuotaBytes ?? STORAGE_SINK_DEFAULTS.memoryQuotaBytes, { min: 1, integer: true }),
     checkpointIntervalMs: checkNumber(
       OWNER,
       'checkpointIntervalMs',

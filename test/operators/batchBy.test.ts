@@ -207,6 +207,49 @@ describe('batchBy', () => {
     });
   });
 
+  describe('cut$ (quota)', () => {
+    it('cuts the open batch when cut$ emits, and ignores an emission while the batch is empty', () => {
+      testScheduler().run(({ hot, expectObservable }) => {
+        const source = hot('-a-b---c-|');
+        const cut = hot('   x---x-y----');
+        const expected = '  ----q----(r|)';
+        expectObservable(source.pipe(batchBy({ maxItems: 10, cut$: cut }), plain)).toBe(expected, {
+          q: batch('quota', ['a', 'b']),
+          r: batch('complete', ['c']),
+        });
+      });
+    });
+
+    it('a quota cut restarts the interval timer from the next batch first item', () => {
+      testScheduler().run(({ hot, expectObservable }) => {
+        const source = hot('-a-b-----c|');
+        const cut = hot('   ---x');
+        const expected = '  ---q------(r|)';
+        expectObservable(source.pipe(batchBy({ maxItems: 10, maxDelayMs: 4, cut$: cut }), plain)).toBe(expected, {
+          q: batch('quota', ['a', 'b']),
+          r: batch('complete', ['c']),
+        });
+      });
+    });
+
+    it('an error of cut$ errors the output', () => {
+      testScheduler().run(({ hot, expectObservable }) => {
+        const source = hot('-a-b-|');
+        const cut = hot('   --#', undefined, new Error('quota source failed'));
+        expectObservable(source.pipe(batchBy({ maxItems: 10, cut$: cut }), plain)).toBe('--#', undefined, new Error('quota source failed'));
+      });
+    });
+
+    it('unsubscribes cut$ with the output', () => {
+      testScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
+        const source = hot('-a-b-|');
+        const cut = hot('   -----');
+        expectObservable(source.pipe(batchBy({ maxItems: 10, cut$: cut }), plain), '^--!').toBe('---');
+        expectSubscriptions(cut.subscriptions).toBe('^--!');
+      });
+    });
+  });
+
   describe('maxBytes', () => {
     it('cuts before an item that would push the batch above maxBytes', () => {
       testScheduler().run(({ hot, expectObservable }) => {
@@ -463,6 +506,7 @@ describe('batchBy', () => {
       ['maxDelayMs', { maxItems: 3, maxDelayMs: -1 }, 'batchBy: option maxDelayMs must be a number >= 0 (or Infinity), got -1'],
       ['maxDelayMs', { maxItems: 3, maxDelayMs: NaN }, 'batchBy: option maxDelayMs must be a number >= 0 (or Infinity), got NaN'],
       ['isBarrier', { maxItems: 3, isBarrier: 'yes' }, 'batchBy: option isBarrier must be a function, got "yes"'],
+      ['cut$', { maxItems: 3, cut$: 5 }, 'batchBy: option cut$ must be an Observable, got 5'],
     ];
     for (const [option, options, message] of invalid) {
       it(`rejects ${option} ${message.slice(message.indexOf("got") + 4)} at creation`, () => {

@@ -17,6 +17,8 @@ import { storageSink, type SinkProgress, type StorageSinkOptions } from '../../.
 import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService, createS3Bucket } from '../../support/services.ts';
 import { tick, until } from '../../support/waiting.ts';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const ORDERS_V100: TableDef = {
   schema: 'shop',
   table: 'orders',
@@ -172,6 +174,38 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     await until(() => done, 'the sink to finish');
     expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":120}');
     void flushed;
+  });
+
+  it('holds wakes above the high mark of the memory quota, resumes at the low mark, and cuts files by quota', async () => {
+    // Each row counts ~1.1 KiB (its bytes + in-flight state): a 16 KiB quota holds wakes above
+    // ~12 rows in flight (0.8), releases at ~9 (0.6), and cuts the open batch at ~6 (0.4).
+    const storage = new RecordingStorage(await open());
+    let release!: () => void;
+    storage.gate = new Promise((resolve) => (release = resolve));
+    let pulled = 0;
+    function* dispatcher() {
+      for (let i = 1; i <= 60; i++) {
+        pulled++;
+        yield row('d1', 100n + BigInt(i), i);
+      }
+    }
+    const reports: SinkProgress[] = [];
+    let done = false;
+    mergePaced<ChangeEvent>([dispatcher()], { window: 1 })
+      .pipe(storageSink({ ...baseOptions(storage), tables: [ORDERS_V100], flushIntervalMs: 60_000, memoryQuotaBytes: 16 * 1024 }))
+      .subscribe({ next: (report) => reports.push(report), complete: () => (done = true) });
+    await until(() => pulled >= 10, 'rows to flow while under the high mark');
+    await sleep(20);
+    const whileHeld = pulled;
+    expect(whileHeld).to.be.within(12, 16, 'wakes are held once ~12 rows are in flight and nothing is durable');
+    await sleep(20);
+    expect(pulled).to.equal(whileHeld, 'still held while no write completes');
+    release();
+    await until(() => done, 'the sink to finish: held wakes resumed as writes freed the quota');
+    const data = reports.filter((r) => r.kind === 'data');
+    expect(data.reduce((sum, r) => sum + (r.kind === 'data' ? r.rows : 0), 0)).to.equal(60);
+    expect(data.filter((r) => r.kind === 'data' && r.reason === 'quota').length).to.be.greaterThan(1, 'cut by quota, not by a minute-long interval');
+    expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":160}');
   });
 
   it('a barrier across several dispatchers waits for all of them: the schema file comes after their rows', async () => {
