@@ -4,6 +4,7 @@
  */
 export {
   checkChangeEvent,
+  changeEventProblem,
   columnValueProblem,
   DecodeError,
   describeChangeEvent,
