@@ -140,6 +140,8 @@ export function batchBy<T>(options: BatchByOptions<T>): OperatorFunction<T, Batc
 
       const startTimer = () => {
         timer = scheduler.schedule(() => {
+          // Ran: drop it from the subscriber's finalizers too (emit cancels nothing now).
+          subscriber.remove(timer!);
           timer = undefined;
           emit('interval');
         }, maxDelayMs);

@@ -64,6 +64,8 @@ class PacedPath<T> {
   inFlight = 0;
   pulling = false;
   done = false;
+  /** A synchronous answer waiting for its microtask. */
+  answer: IteratorResult<T> | undefined;
   readonly reader: Reader<T>;
   constructor(reader: Reader<T>) {
     this.reader = reader;
@@ -95,7 +97,12 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
 
   return new Observable<Acked<T>>((subscriber) => {
     const paths = sources.map((source, index) => new PacedPath(readerOf(source, index)));
-    const ready = new Queue<{ path: PacedPath<T>; value: T }>();
+    // Ready items as two parallel queues: no object per item.
+    const readyPaths = new Queue<PacedPath<T>>();
+    const readyValues = new Queue<T>();
+    // Synchronous answers, delivered on one microtask per round (see pull).
+    const answered = new Queue<PacedPath<T>>();
+    let answering = false;
     let open = paths.length;
     let emitting = false;
     let yieldScheduled = false;
@@ -111,7 +118,8 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
         open--;
       } else {
         path.inFlight++;
-        ready.push({ path, value: result.value });
+        readyPaths.push(path);
+        readyValues.push(result.value);
         pull(path);
       }
       emit();
@@ -131,9 +139,25 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
       } else {
         // Answer on a microtask like an async source would, so a synchronous path cannot
         // monopolise the emitting loop while other paths' answers are on their way.
-        const settled = result as IteratorResult<T>;
-        queueMicrotask(() => onResult(path, settled));
+        path.answer = result as IteratorResult<T>;
+        answered.push(path);
+        if (!answering) {
+          answering = true;
+          queueMicrotask(deliverAnswers);
+        }
       }
+    };
+
+    /** The answers queued before this microtask, in order; later ones wait for the next. */
+    const deliverAnswers = () => {
+      for (let count = answered.length; count > 0; count--) {
+        const path = answered.shift()!;
+        const answer = path.answer!;
+        path.answer = undefined;
+        onResult(path, answer);
+      }
+      if (answered.length > 0) queueMicrotask(deliverAnswers);
+      else answering = false;
     };
 
     // One handler for every ack: an item's wake lets its path pull the next one.
@@ -148,23 +172,24 @@ export function mergePaced<T>(sources: readonly PacedSource<T>[], options: Paced
       if (emitting || yieldScheduled) return;
       emitting = true;
       try {
-        while (ready.length > 0 && !subscriber.closed) {
+        while (readyPaths.length > 0 && !subscriber.closed) {
           if (sinceYield >= burst) {
             yieldScheduled = true;
-            subscriber.add(
-              scheduler.schedule(() => {
-                yieldScheduled = false;
-                sinceYield = 0;
-                emit();
-              }),
-            );
+            const resume = scheduler.schedule(() => {
+              subscriber.remove(resume);
+              yieldScheduled = false;
+              sinceYield = 0;
+              emit();
+            });
+            subscriber.add(resume);
             return;
           }
           sinceYield++;
-          const { path, value } = ready.shift()!;
+          const path = readyPaths.shift()!;
+          const value = readyValues.shift() as T;
           subscriber.next({ value, ack: bindAck(wake, path) });
         }
-        if (open === 0 && ready.length === 0) subscriber.complete();
+        if (open === 0 && readyPaths.length === 0) subscriber.complete();
       } finally {
         emitting = false;
       }

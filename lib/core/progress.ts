@@ -27,7 +27,8 @@ interface Pending<P> {
 }
 
 class PathProgress<P> {
-  readonly pending: Pending<P>[] = [];
+  /** Tracked items from `head` on; slots before it are cleared (a flushed item is not retained). */
+  readonly pending: (Pending<P> | undefined)[] = [];
   head = 0;
   /** Highest position tracked or advanced to; undefined before the first. */
   highest: bigint | undefined;
@@ -39,14 +40,18 @@ class PathProgress<P> {
     return oldest ? oldest.position - 1n : this.highest;
   }
 
-  /** Drops the flushed items at the front of the queue. */
+  /**
+   * Drops the flushed items at the front of the queue. A path that always has items in flight
+   * never empties its queue, so the front is cut off once it is half the array (amortised O(1)).
+   */
   dropFlushedFront(): void {
-    while (this.head < this.pending.length && this.pending[this.head]!.flushed) this.head++;
-    if (this.head === this.pending.length) {
-      this.pending.length = 0;
+    const pending = this.pending;
+    while (this.head < pending.length && pending[this.head]!.flushed) pending[this.head++] = undefined;
+    if (this.head === pending.length) {
+      pending.length = 0;
       this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.pending.length) {
-      this.pending.splice(0, this.head);
+    } else if (this.head >= 16 && this.head * 2 >= pending.length) {
+      pending.splice(0, this.head);
       this.head = 0;
     }
   }

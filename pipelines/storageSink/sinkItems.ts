@@ -2,7 +2,7 @@
  * What travels from the encode stage through the spool to the writer: encoded rows, DDLs (barriers)
  * and drain markers, with the codec the spool stores them with.
  *
- * Invariant guarded here: decode(encode(item)) is the same item, byte for byte for row payloads, so
+ * Invariant guarded here: decode(encode(item)) is the same item, text for text for row payloads, so
  * a row spilled to disk is written to its data file exactly as encoded.
  */
 import { formatChangeEventLine, parseChangeEventLine, type DataFolder, type DdlEvent } from '../../lib/codec/index.ts';
@@ -13,7 +13,9 @@ export interface RowItem {
   readonly kind: 'row';
   readonly folder: DataFolder;
   readonly dispatcherId: string;
-  readonly bytes: Uint8Array;
+  readonly text: string;
+  /** The UTF-8 length of `text`. */
+  readonly bytes: number;
 }
 
 /** A DDL released by the drain: its schema file is written after every data file before it. */
@@ -31,7 +33,7 @@ export type SinkItem = RowItem | DdlItem | DrainMarkerItem;
 
 /** Bytes an item stands for in the spool and the watermark: its payload plus a fixed overhead. */
 export function sinkItemBytes(item: SinkItem): number {
-  return item.kind === 'row' ? item.bytes.byteLength + ITEM_OVERHEAD_BYTES : ITEM_OVERHEAD_BYTES;
+  return item.kind === 'row' ? item.bytes + ITEM_OVERHEAD_BYTES : ITEM_OVERHEAD_BYTES;
 }
 
 const ITEM_OVERHEAD_BYTES = 64;
@@ -47,7 +49,7 @@ interface RowHeader {
   id: string;
 }
 
-/** A JSON header line, then (for rows) the payload bytes. */
+/** A JSON header line, then (for rows) the row's text as UTF-8. */
 export const sinkItemCodec: SpoolCodec<SinkItem> = {
   encode(item) {
     if (item.kind === 'ddl') return Buffer.from(`{"k":"d"}\n${formatChangeEventLine(item.ddl)}`);
@@ -56,7 +58,7 @@ export const sinkItemCodec: SpoolCodec<SinkItem> = {
     const header: RowHeader = { k: 'r', s: folder.schema, t: folder.table, v: String(folder.tableVersion), id: item.dispatcherId };
     if (folder.date !== undefined) header.d = folder.date;
     if (folder.partitionId !== undefined) header.p = String(folder.partitionId);
-    return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), item.bytes]);
+    return Buffer.from(`${JSON.stringify(header)}\n${item.text}`);
   },
   decode(bytes) {
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -67,7 +69,6 @@ export const sinkItemCodec: SpoolCodec<SinkItem> = {
     const folder: DataFolder = { schema: header.s!, table: header.t!, tableVersion: BigInt(header.v!) };
     if (header.d !== undefined) folder.date = header.d;
     if (header.p !== undefined) folder.partitionId = BigInt(header.p);
-    // A copy: the spool's read buffers are shared.
-    return { kind: 'row', folder, dispatcherId: header.id!, bytes: Uint8Array.prototype.slice.call(buffer, end + 1) };
+    return { kind: 'row', folder, dispatcherId: header.id!, text: buffer.toString('utf8', end + 1), bytes: buffer.length - end - 1 };
   },
 };

@@ -39,7 +39,7 @@ import { batchBy, type Batch, type BatchReason } from '../../operators/batchBy.t
 import { drainBarrier } from '../../operators/drainBarrier.ts';
 import { spool } from '../../operators/spool.ts';
 import { watermarkBackpressure, type WatermarkStats } from '../../operators/watermarkBackpressure.ts';
-import { concatEncoded, createRowEncoder, folderKey, type EncodedRow, type RowProtocol } from './encoder.ts';
+import { createRowEncoder, dataFileBytes, folderKey, sameFolder, type RowProtocol } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
 import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
 import { TableRegistry } from './tableRegistry.ts';
@@ -61,7 +61,7 @@ export interface StorageSinkOptions {
    * Memory for rows accepted and not yet durable, by estimate (their encoded size plus the state
    * each holds while in flight, ~1 KiB). Wakes are held above 0.8 of it and released at 0.6; above
    * 0.4 the open batch is written at once (reason `quota`) instead of waiting for the interval.
-   * Default 128 MiB.
+   * Default 64 MiB.
    */
   memoryQuotaBytes?: number;
   /** The spool: its own folder (default a fresh temp folder) and quotas (bytes). */
@@ -94,7 +94,7 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
   checkpointIntervalMs: 2000,
   spoolMemoryBytes: 64 * MiB,
   spoolDiskQuotaBytes: 10 * 1024 * MiB,
-  memoryQuotaBytes: 128 * MiB,
+  memoryQuotaBytes: 64 * MiB,
   /** Wakes are held above this share of the quota (memory, or spool memory + disk), released at the low share. */
   highWatermark: 0.8,
   lowWatermark: 0.6,
@@ -103,6 +103,13 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
 });
 
 const OWNER = 'storageSink';
+
+/** The rows of one data file being assembled by the writer. */
+interface FileRows {
+  readonly folder: DataFolder;
+  readonly texts: string[];
+  bytes: number;
+}
 
 /**
  * Memory a row holds while in flight besides its encoded bytes: its upstream ack, position and the
@@ -113,6 +120,7 @@ const ROW_STATE_BYTES = 1024;
 /** Events of one commit ts on one dispatcher get consecutive positions below the next ts. */
 const SEQUENCE_BITS = 20n;
 const SEQUENCE_MASK = (1n << SEQUENCE_BITS) - 1n;
+const MAX_SEQUENCE = Number(SEQUENCE_MASK);
 
 type SinkInput = ChangeEvent | DrainMarkerItem;
 
@@ -164,23 +172,24 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       if (bound) subscriber.add(spooled.stats$.subscribe(bound.spool));
 
       const tracker = new ProgressTracker<string>();
-      const sequences = new Map<string, { commitTs: bigint; next: bigint }>();
+      const sequences = new Map<string, { commitTs: bigint; next: number }>();
       const schemasWritten = new Set<string>();
 
       /** A per-path position: the commit ts, then the event's place among those of that ts. */
       const track = (path: string, commitTs: bigint, ack: Ack): Ack => {
         let last = sequences.get(path);
-        if (last === undefined) sequences.set(path, (last = { commitTs, next: 0n }));
+        if (last === undefined) sequences.set(path, (last = { commitTs, next: 0 }));
         else if (last.commitTs !== commitTs) {
           last.commitTs = commitTs;
-          last.next = 0n;
+          last.next = 0;
         }
-        const sequence = last.next;
-        if (sequence > SEQUENCE_MASK) {
-          throw new RangeError(`${OWNER}: more than ${SEQUENCE_MASK + 1n} events at commit ts ${commitTs} on dispatcher ${path}`);
+        const sequence = last.next++;
+        if (sequence > MAX_SEQUENCE) {
+          throw new RangeError(`${OWNER}: more than ${MAX_SEQUENCE + 1} events at commit ts ${commitTs} on dispatcher ${path}`);
         }
-        last.next = sequence + 1n;
-        return tracker.track(path, (commitTs << SEQUENCE_BITS) | sequence, ack);
+        // The usual case, one event per commit ts on a dispatcher, costs one bigint.
+        const base = commitTs << SEQUENCE_BITS;
+        return tracker.track(path, sequence === 0 ? base : base | BigInt(sequence), ack);
       };
 
       let lineNumber = 0;
@@ -218,8 +227,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           tables.apply(value);
           return { value: { kind: 'ddl', ddl: value }, ack };
         }
-        const encoded = encode(value);
-        return { value: { kind: 'row', folder: encoded.folder, dispatcherId: encoded.dispatcherId, bytes: encoded.bytes }, ack };
+        // An encoded row is the spool's row item as it is.
+        return { value: encode(value), ack };
       };
 
       const writeWithRetries = <R>(what: string, write: () => Promise<R>) =>
@@ -239,26 +248,30 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       };
 
       const writeBatch = async (batch: Batch<Acked<SinkItem>>): Promise<SinkProgress[]> => {
-        const files = new Map<string, EncodedRow[]>();
+        // One file per folder: rows of a table from several dispatchers share it (no dispatcher
+        // file names). Rows come in runs of one folder, so the folder's key is made once per run.
+        const files = new Map<string, FileRows>();
+        let run: FileRows | undefined;
         let ddl: DdlEvent | undefined;
         for (const { value } of batch.items) {
           if (value.kind === 'ddl') ddl = value.ddl;
           if (value.kind !== 'row') continue;
-          // One file per folder: rows of a table from several dispatchers share it (no dispatcher file names).
-          const key = folderKey(value.folder, '');
-          let rows = files.get(key);
-          if (!rows) files.set(key, (rows = []));
-          rows.push({ folder: value.folder, dispatcherId: '', bytes: value.bytes, rows: 1 });
+          if (run === undefined || !sameFolder(run.folder, value.folder)) {
+            const key = folderKey(value.folder, '');
+            run = files.get(key);
+            if (run === undefined) files.set(key, (run = { folder: value.folder, texts: [], bytes: 0 }));
+          }
+          run.texts.push(value.text);
+          run.bytes += value.bytes;
         }
         const progress = await Promise.all(
-          [...files.values()].map(async (rows) => {
-            const folder = rows[0]!.folder;
+          [...files.values()].map(async ({ folder, texts, bytes: length }) => {
             await ensureSchema(folder);
-            const bytes = concatEncoded(rows);
+            const bytes = dataFileBytes(texts, length);
             const started = scheduler.now();
             const { path } = await writeWithRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes));
             bound?.flushes.observe(batch.reason, scheduler.now() - started, bytes.byteLength);
-            return { kind: 'data', path, rows: rows.length, bytes: bytes.byteLength, reason: batch.reason } as const;
+            return { kind: 'data', path, rows: texts.length, bytes: bytes.byteLength, reason: batch.reason } as const;
           }),
         );
         const reports: SinkProgress[] = [...progress];

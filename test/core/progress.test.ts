@@ -2,8 +2,35 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { createAck, type Ack } from '../../lib/core/ack.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** A full garbage collection, without starting node with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 describe('ProgressTracker', () => {
+  it('does not retain a flushed item while its path always has a later item in flight', async () => {
+    const tracker = new ProgressTracker<string>();
+    // The inner acks of flushed items must become garbage: the tracker keeps no reference.
+    const refs: WeakRef<Ack>[] = [];
+    let previous = tracker.track('p', 1n, createAck());
+    for (let position = 2n; position <= 40n; position++) {
+      const inner = createAck();
+      refs.push(new WeakRef(inner));
+      const next = tracker.track('p', position, inner);
+      previous.flushed();
+      previous = next;
+    }
+    expect(tracker.checkpoint('p')).to.equal(39n);
+    await new Promise((resolve) => setImmediate(resolve));
+    collectGarbage();
+    const retained = refs.slice(0, -1).filter((ref) => ref.deref() !== undefined).length;
+    expect(retained).to.equal(0, 'flushed items behind the head are released');
+  });
+
   it('early wake does not advance the checkpoint', () => {
     const tracker = new ProgressTracker<string>();
     const seen: bigint[] = [];

@@ -9,11 +9,10 @@ import { encodeCanalJsonRows } from '../../../lib/codec/canalJson.ts';
 import { InvalidChangeEventError, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/changeEvent.ts';
 import { encodeCsvRow, encodeCsvRows } from '../../../lib/codec/csv.ts';
 import { InvalidOptionError } from '../../../lib/core/errors.ts';
-import { concatEncoded, createRowEncoder, folderKey, type EncodedRow } from '../../../pipelines/storageSink/encoder.ts';
+import { concatEncoded, createRowEncoder, dataFileBytes, folderKey, type EncodedRow } from '../../../pipelines/storageSink/encoder.ts';
 import { TableRegistry, UnknownTableVersionError } from '../../../pipelines/storageSink/tableRegistry.ts';
 import { tableWithRowsArb } from '../../codec/arbitraries.ts';
 
-const UTF8 = new TextEncoder();
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 const orders: TableDef = {
@@ -49,35 +48,36 @@ describe('storage sink row encoder', () => {
     const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'day', tables: registry(orders) });
     const encoded = encode(insert());
     expect(encoded).to.deep.equal({
+      kind: 'row',
       folder: { schema: 'shop', table: 'orders', tableVersion: 4350n, date: '2024-05-01' },
       dispatcherId: 'd1',
-      bytes: UTF8.encode('"I","orders","shop",1,"a ""b"", c","9.50"\r\n'),
-      rows: 1,
+      text: '"I","orders","shop",1,"a ""b"", c","9.50"\r\n',
+      bytes: Buffer.byteLength('"I","orders","shop",1,"a ""b"", c","9.50"\r\n'),
     });
-    expect(text(encoded.bytes)).to.equal(encodeCsvRow(insert(), orders));
+    expect(encoded.text).to.equal(encodeCsvRow(insert(), orders));
   });
 
   it('writes an update with old values as D+I with outputOldValue, and the commit ts with includeCommitTs', () => {
     const csv = { outputOldValue: true, includeCommitTs: true };
     const encode = createRowEncoder({ protocol: 'csv', tables: registry(orders), csv });
-    const bytes = text(encode(update).bytes);
+    const bytes = encode(update).text;
     expect(bytes).to.equal(`"D","orders","shop",${LATE_EVENING},true,1,"old","2.00"\r\n"I","orders","shop",${LATE_EVENING},true,1,"new","1.00"\r\n`);
     expect(bytes).to.equal(encodeCsvRow(update, orders, csv));
     const plain = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
-    expect(text(plain(update).bytes)).to.equal('"U","orders","shop",1,"new","1.00"\r\n');
+    expect(plain(update).text).to.equal('"U","orders","shop",1,"new","1.00"\r\n');
   });
 
   it('encodes a canal-json row as encodeCanalJsonRows does (line + CRLF), ts from the clock when given', () => {
     const deterministic = createRowEncoder({ protocol: 'canal-json', tables: registry(orders) });
-    expect(text(deterministic(update).bytes)).to.equal(encodeCanalJsonRows([update], orders));
+    expect(deterministic(update).text).to.equal(encodeCanalJsonRows([update], orders));
     let clockMs = 1_714_606_200_123.7;
     const clocked = createRowEncoder({ protocol: 'canal-json', tables: registry(orders), buildTimeMs: () => clockMs });
-    const bytes = text(clocked(insert()).bytes);
+    const bytes = clocked(insert()).text;
     expect(bytes).to.equal(encodeCanalJsonRows([insert()], orders, { buildTimeMs: 1_714_606_200_123 }));
     expect(bytes).to.contain(',"ts":1714606200123,');
     expect(bytes.endsWith('}\r\n')).to.equal(true);
     clockMs = 5;
-    expect(text(clocked(insert()).bytes)).to.contain(',"ts":5,');
+    expect(clocked(insert()).text).to.contain(',"ts":5,');
   });
 
   it('computes the folder with each date separator, without a date for none', () => {
@@ -99,8 +99,8 @@ describe('storage sink row encoder', () => {
     const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'none', tables: registry(orders, ordersV2) });
     const old = encode(insert());
     const current = encode(insert({ tableVersion: 5000n, columns: { id: 2, name: 'x', price: '1.00', note: 'n' } }));
-    expect(text(old.bytes)).to.equal('"I","orders","shop",1,"a ""b"", c","9.50"\r\n');
-    expect(text(current.bytes)).to.equal('"I","orders","shop",2,"x","1.00","n"\r\n');
+    expect(old.text).to.equal('"I","orders","shop",1,"a ""b"", c","9.50"\r\n');
+    expect(current.text).to.equal('"I","orders","shop",2,"x","1.00","n"\r\n');
     expect(current.folder).to.deep.equal({ schema: 'shop', table: 'orders', tableVersion: 5000n });
   });
 
@@ -149,6 +149,15 @@ describe('storage sink row encoder', () => {
     expect(concatEncoded([])).to.deep.equal(new Uint8Array(0));
     const other: EncodedRow = encode(insert({ dispatcherId: 'd2' }));
     expect(() => concatEncoded([rows[0]!, other])).to.throw(InvalidOptionError, 'concatEncoded: option rows must be rows of one data file (shop/orders/4350/2024-05-01\td1)');
+  });
+
+  it('counts UTF-8 bytes, not UTF-16 units, and writes multi-byte text exactly', () => {
+    const encode = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
+    const wide = encode(insert({ columns: { id: 7, name: 'Zürich 東京 🚀', price: '1.00' } }));
+    expect(wide.bytes).to.equal(Buffer.byteLength(wide.text, 'utf8')).and.to.be.greaterThan(wide.text.length);
+    const file = dataFileBytes([wide.text, 'x\r\n'], wide.bytes + 3);
+    expect(file.toString('utf8')).to.equal(`${wide.text}x\r\n`);
+    expect(() => dataFileBytes([wide.text], wide.text.length)).to.throw(RangeError, 'not the');
   });
 
   it('a data file of encoded rows equals the codec output for those rows (csv and canal-json)', () => {
