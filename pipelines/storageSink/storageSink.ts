@@ -277,7 +277,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         const reports: SinkProgress[] = [...progress];
         if (ddl) {
           const written = ddl;
-          const { path } = await writeWithRetries(`schema file of the DDL at ${written.commitTs}`, () => output.writeSchemaFile(written.tableDef ?? written));
+          const { path } = await writeWithRetries(`schema file of the DDL at ${written.commitTs}`, () => output.writeSchemaFile(written));
           if (written.tableDef) schemasWritten.add(`${written.schema}.${written.table}@${written.tableDef.version}`);
           reports.push({ kind: 'schema', path, commitTs: written.commitTs });
         }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import { createAck, type Acked } from '../../../lib/core/ack.ts';
 import { mergePaced } from '../../../lib/core/paced.ts';
-import { encodeCsvRows, type ChangeEvent, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/index.ts';
+import { ddlTypeCode, decodeSchemaFile, encodeCsvRows, type ChangeEvent, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/index.ts';
 import { InvalidOptionError } from '../../../lib/core/errors.ts';
 import { createMetricsRegistry } from '../../../lib/metrics/index.ts';
 import { AzureStorage } from '../../../lib/storage/azureStorage.ts';
@@ -134,6 +134,10 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     const keys = await storage.keys();
     const schemaKey = keys.find((key) => key.startsWith('shop/orders/meta/schema_100_'))!;
     expect(schemaKey).to.match(/^shop\/orders\/meta\/schema_100_\d{10}\.json$/);
+    // The DDL's own schema file: its query and type, for a consumer to replay.
+    const schemaFile = decodeSchemaFile((await storage.text(schemaKey))!, schemaKey);
+    expect(schemaFile.query).to.equal(createOrders.query);
+    expect(schemaFile.typeCode).to.equal(ddlTypeCode('CREATE TABLE'));
     expect(await storage.text('shop/orders/100/CDC000000.csv')).to.equal(encodeCsvRows(rows, ORDERS_V100));
     expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000000.csv\n');
     expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":103}');
