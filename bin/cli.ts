@@ -3,6 +3,8 @@
  * version. Unknown input is an error that says what is available.
  */
 import { readFileSync } from 'node:fs';
+import { linesCommand } from '../pipelines/batchFlush/cli.ts';
+import { replayCommand } from '../pipelines/storageConsumer/cli.ts';
 import { sinkCommand } from '../pipelines/storageSink/cli.ts';
 
 interface Subcommand {
@@ -10,7 +12,7 @@ interface Subcommand {
   run(args: string[]): Promise<number>;
 }
 
-const subcommands: Record<string, Subcommand> = { sink: sinkCommand };
+const subcommands: Record<string, Subcommand> = { sink: sinkCommand, replay: replayCommand, lines: linesCommand };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

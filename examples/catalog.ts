@@ -19,4 +19,14 @@ export const examples: readonly Example[] = [
     summary: 'a CDC stream (DDLs, rows from 3 dispatchers, an ALTER mid-stream) -> TiCDC storage-sink files and the metadata checkpoint',
     load: () => import('./storageSink.ts'),
   },
+  {
+    name: 'storageConsumer',
+    summary: "the storage sink example's files replayed into MySQL (DDL first, files in index order, one transaction each with the checkpoint)",
+    load: () => import('./storageConsumer.ts'),
+  },
+  {
+    name: 'batchFlush',
+    summary: 'weather readings -> line protocol (AIMD batches, checkpointed buffer) -> InfluxDB when INFLUX_URL is set, else .lp files',
+    load: () => import('./batchFlush.ts'),
+  },
 ];

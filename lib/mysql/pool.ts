@@ -1,0 +1,108 @@
+/**
+ * mysql2 pools and transactions: a pool opened from a `mysql://` URI with the session settings every
+ * sluice writer relies on, and `withTransaction`, which commits or rolls back and always releases.
+ *
+ * Invariants guarded here: every connection of a pool runs with time_zone '+00:00', utf8mb4 and
+ * without NO_BACKSLASH_ESCAPES (so `sqlLiteral` text means what it says); a transaction's callback
+ * error rolls the transaction back and reaches the caller unchanged; no error message carries the
+ * password.
+ */
+import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
+import { parseMysqlUri, redactMysqlUri, redactPassword } from './uri.ts';
+
+export interface MysqlPoolOptions {
+  /** Most connections open at once. Default 4. */
+  connectionLimit?: number;
+  /** Further mysql2 pool options (host, user and password come from the URI). */
+  mysql2?: Omit<PoolOptions, 'host' | 'port' | 'user' | 'password' | 'database' | 'uri'>;
+}
+
+export const MYSQL_POOL_DEFAULTS = Object.freeze({ connectionLimit: 4, connectTimeoutMs: 10_000 });
+
+/** Session settings of every connection (see the invariant above). */
+export const SESSION_SETUP =
+  "SET SESSION time_zone = '+00:00', SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', ''), NAMES utf8mb4";
+
+/** A pool and where it points, printable. */
+export interface MysqlPool {
+  readonly pool: Pool;
+  /** The URI without its password. */
+  readonly uri: string;
+  /** The database the URI names, if any. */
+  readonly database: string | undefined;
+  /** Closes every connection. */
+  end(): Promise<void>;
+}
+
+/**
+ * Opens a mysql2 pool on `uri` (`mysql://user:pass@host:port/[db]`); nothing connects until first
+ * use. Big integers come back as strings (no rounding), dates as text. Throws
+ * `InvalidMysqlUriError` for a bad URI.
+ *
+ * @example
+ * const { pool, end } = createMysqlPool('mysql://root@127.0.0.1:3306/');
+ * await withTransaction(pool, (c) => c.query('INSERT ...'));
+ * await end();
+ */
+export function createMysqlPool(uri: string, options: MysqlPoolOptions = {}): MysqlPool {
+  const location = parseMysqlUri(uri);
+  const pool = createPool({
+    connectTimeout: MYSQL_POOL_DEFAULTS.connectTimeoutMs,
+    ...options.mysql2,
+    host: location.host,
+    port: location.port,
+    user: location.user,
+    password: location.password,
+    ...(location.database === undefined ? {} : { database: location.database }),
+    connectionLimit: options.connectionLimit ?? MYSQL_POOL_DEFAULTS.connectionLimit,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
+    charset: 'utf8mb4',
+    multipleStatements: false,
+  });
+  // The core pool's connection event runs before the connection is handed out.
+  pool.pool.on('connection', (connection) => {
+    connection.query(SESSION_SETUP);
+  });
+  return { pool, uri: redactMysqlUri(uri), database: location.database, end: () => pool.end() };
+}
+
+/** A failure talking to MySQL: names the server (without password) and what was being done. */
+export class MysqlError extends Error {
+  override readonly name = 'MysqlError';
+  /** The server's error code (ER_DUP_ENTRY...), when it answered with one. */
+  readonly code: string | undefined;
+  /** MySQL's numeric error, when it answered with one. */
+  readonly errno: number | undefined;
+
+  constructor(uri: string, doing: string, cause: unknown, password = '') {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super(redactPassword(`${redactMysqlUri(uri)}: ${doing}: ${detail}`, password), { cause });
+    const c = cause as { code?: unknown; errno?: unknown };
+    this.code = typeof c?.code === 'string' ? c.code : undefined;
+    this.errno = typeof c?.errno === 'number' ? c.errno : undefined;
+  }
+}
+
+/**
+ * Runs `work` in a transaction on a connection of `pool`: commits when it resolves, rolls back when
+ * it throws (and rethrows its error), releases the connection either way.
+ */
+export async function withTransaction<T>(pool: Pool, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  const connection = await pool.getConnection();
+  try {
+    await connection.beginTransaction();
+    let result: T;
+    try {
+      result = await work(connection);
+      await connection.commit();
+    } catch (error) {
+      await connection.rollback().catch(() => undefined); // the connection may be gone; the error that matters is `error`
+      throw error;
+    }
+    return result;
+  } finally {
+    connection.release();
+  }
+}
