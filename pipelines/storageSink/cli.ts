@@ -43,6 +43,7 @@ const FLAGS = {
   'file-size': { type: 'string' },
   'date-separator': { type: 'string' },
   'file-index-width': { type: 'string' },
+  'table-across-dispatchers': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -65,6 +66,8 @@ other source of table definitions.
   --file-size <size>           a data file is cut at this size: 1048576, 512KiB, 64MiB, 1GiB (default 64MiB)
   --date-separator none|year|month|day   date folder of data files (default day)
   --file-index-width <N>       digits of the data file index, ${MIN_FILE_INDEX_WIDTH}..${MAX_FILE_INDEX_WIDTH} (default 20)
+  --table-across-dispatchers   each dispatcher writes its own files of a table (CDC_{dispatcher}_{index});
+                               use it when one table's rows come from several dispatchers
   -h, --help                   this text
 
 Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run.`;
@@ -82,6 +85,7 @@ interface SinkCommand {
   fileSizeBytes: number;
   dateSeparator: DateSeparator;
   fileIndexWidth?: number;
+  tableAcrossDispatchers: boolean;
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
@@ -130,6 +134,7 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
     flushIntervalMs,
     fileSizeBytes: values['file-size'] === undefined ? STORAGE_SINK_DEFAULTS.fileSizeBytes : parseSize('file-size', values['file-size']),
     dateSeparator: dateSeparator as DateSeparator,
+    tableAcrossDispatchers: values['table-across-dispatchers'] === true,
   };
   const width = values['file-index-width'];
   if (width !== undefined) {
@@ -294,6 +299,7 @@ export async function run(args: string[], io: SinkCommandIo = {}): Promise<numbe
         fileSizeBytes: command.fileSizeBytes,
         dateSeparator: command.dateSeparator,
         ...(command.fileIndexWidth === undefined ? {} : { fileIndexWidth: command.fileIndexWidth }),
+        tableAcrossDispatchers: command.tableAcrossDispatchers,
         spool: { dir: join(spoolRoot, 'spool') },
       }),
     );

@@ -55,6 +55,15 @@ export interface StorageSinkOptions {
   dateSeparator?: DateSeparator;
   fileIndexWidth?: number;
   csv?: CsvOptions;
+  /**
+   * A table's rows come from several dispatchers (TiCDC's table across nodes): each dispatcher gets
+   * its own data files `CDC_{dispatcherId}_{index}` and index file `meta/CDC_{dispatcherId}.index`,
+   * so every file stream keeps one dispatcher's commit order. Without it (the default) rows of a table
+   * share its files in arrival order, which is right when each table has one dispatcher at a time;
+   * rows of several interleave their commit ts there, and a consumer that skips rows by commit ts
+   * (as storageConsumer does) may skip some. Default false.
+   */
+  tableAcrossDispatchers?: boolean;
   /** Definitions of tables whose rows come before (or without) a DDL; their version is the start ts. */
   tables?: readonly TableDef[];
   /**
@@ -107,6 +116,8 @@ const OWNER = 'storageSink';
 /** The rows of one data file being assembled by the writer. */
 interface FileRows {
   readonly folder: DataFolder;
+  /** Set with tableAcrossDispatchers: the file is this dispatcher's. */
+  readonly dispatcherId: string | undefined;
   readonly texts: string[];
   bytes: number;
 }
@@ -144,6 +155,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
+      const acrossDispatchers = options.tableAcrossDispatchers === true;
       const tables = new TableRegistry();
       for (const def of options.tables ?? []) tables.register(def);
       // Rows are checked once, in admit, where each is named by its input position.
@@ -248,28 +260,29 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       };
 
       const writeBatch = async (batch: Batch<Acked<SinkItem>>): Promise<SinkProgress[]> => {
-        // One file per folder: rows of a table from several dispatchers share it (no dispatcher
-        // file names). Rows come in runs of one folder, so the folder's key is made once per run.
+        // One file per folder (per folder and dispatcher with tableAcrossDispatchers). Rows come in
+        // runs of one folder, so the key is made once per run.
         const files = new Map<string, FileRows>();
         let run: FileRows | undefined;
         let ddl: DdlEvent | undefined;
         for (const { value } of batch.items) {
           if (value.kind === 'ddl') ddl = value.ddl;
           if (value.kind !== 'row') continue;
-          if (run === undefined || !sameFolder(run.folder, value.folder)) {
-            const key = folderKey(value.folder, '');
+          const dispatcherId = acrossDispatchers ? value.dispatcherId : undefined;
+          if (run === undefined || !sameFolder(run.folder, value.folder) || run.dispatcherId !== dispatcherId) {
+            const key = folderKey(value.folder, dispatcherId ?? '');
             run = files.get(key);
-            if (run === undefined) files.set(key, (run = { folder: value.folder, texts: [], bytes: 0 }));
+            if (run === undefined) files.set(key, (run = { folder: value.folder, dispatcherId, texts: [], bytes: 0 }));
           }
           run.texts.push(value.text);
           run.bytes += value.bytes;
         }
         const progress = await Promise.all(
-          [...files.values()].map(async ({ folder, texts, bytes: length }) => {
+          [...files.values()].map(async ({ folder, dispatcherId, texts, bytes: length }) => {
             await ensureSchema(folder);
             const bytes = dataFileBytes(texts, length);
             const started = scheduler.now();
-            const { path } = await writeWithRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes));
+            const { path } = await writeWithRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes, dispatcherId));
             bound?.flushes.observe(batch.reason, scheduler.now() - started, bytes.byteLength);
             return { kind: 'data', path, rows: texts.length, bytes: bytes.byteLength, reason: batch.reason } as const;
           }),
@@ -424,6 +437,9 @@ function checkOptions(options: StorageSinkOptions): SinkSettings {
   }
   const protocol = options.protocol ?? STORAGE_SINK_DEFAULTS.protocol;
   if (protocol !== 'csv' && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'protocol', protocol, "'csv' or 'canal-json'");
+  if (options.tableAcrossDispatchers !== undefined && typeof options.tableAcrossDispatchers !== 'boolean') {
+    throw new InvalidOptionError(OWNER, 'tableAcrossDispatchers', options.tableAcrossDispatchers, 'a boolean');
+  }
   const metrics = options.metrics;
   if (
     metrics !== undefined &&

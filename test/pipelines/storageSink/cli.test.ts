@@ -86,6 +86,18 @@ describe('sluice sink (cli)', () => {
     expect(lines.at(-1)).to.match(new RegExp(`^sluice sink: \\d+ files \\(\\d+ data, 3 schema\\), ${rows.length} rows, .*checkpoint ${expectedCheckpoint}, \\d+\\.\\d\\d s -> file://`));
   });
 
+  it('with --table-across-dispatchers, writes per-dispatcher data and index files', async () => {
+    const io = captured();
+    const code = await run(['--from', eventsFile, '--to', outUri, '--file-index-width', '6', '--table-across-dispatchers'], io);
+    expect(io.err()).to.equal('');
+    expect(code).to.equal(0);
+    const files = await filesUnder(outDir);
+    expect(files.filter((f) => /\/CDC_[^/]+_\d{6}\.csv$/.test(f)).length).to.be.greaterThan(0);
+    expect(files.filter((f) => /\/CDC\d{6}\.csv$/.test(f))).to.deep.equal([]);
+    expect(files.filter((f) => /\/meta\/CDC_[^/]+\.index$/.test(f)).length).to.be.greaterThan(0);
+    expect(await csvRows(outDir)).to.equal(rows.length);
+  });
+
   it('reads stdin with --from -, and on a TTY redraws one progress line instead of a line per file', async () => {
     const io = captured(true);
     const stdin = Readable.from(events.map((e) => `${formatChangeEventLine(e)}\n`));
@@ -105,7 +117,7 @@ describe('sluice sink (cli)', () => {
     const io = captured();
     expect(await run(['--from', eventsFile, '--to', outUri, '--nope'], io)).to.equal(2);
     expect(io.err()).to.include("'--nope'");
-    expect(io.err()).to.include('the flags are --from, --to, --protocol, --flush-interval, --file-size, --date-separator, --file-index-width, --help');
+    expect(io.err()).to.include('the flags are --from, --to, --protocol, --flush-interval, --file-size, --date-separator, --file-index-width, --table-across-dispatchers, --help');
     expect(io.err()).to.include('usage: sluice sink');
   });
 

@@ -265,6 +265,18 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     expect(storage.log.findIndex((op) => /schema_120_/.test(op))).to.be.greaterThan(storage.log.indexOf('put shop/orders/100/meta/CDC.index'));
   });
 
+  it('with tableAcrossDispatchers, each dispatcher gets its own data and index files of the table', async () => {
+    const storage = new RecordingStorage(await open());
+    const d1 = [row('d1', 101n, 1), row('d1', 104n, 4)];
+    const d2 = [row('d2', 102n, 2), row('d2', 103n, 3)];
+    await run(acked([d1[0]!, d2[0]!, d2[1]!, d1[1]!]), { ...baseOptions(storage), tables: [ORDERS_V100], tableAcrossDispatchers: true });
+    expect(await storage.text('shop/orders/100/CDC_d1_000000.csv')).to.equal(encodeCsvRows(d1, ORDERS_V100));
+    expect(await storage.text('shop/orders/100/CDC_d2_000000.csv')).to.equal(encodeCsvRows(d2, ORDERS_V100));
+    expect(await storage.text('shop/orders/100/meta/CDC_d1.index')).to.equal('CDC_d1_000000.csv\n');
+    expect(await storage.text('shop/orders/100/meta/CDC_d2.index')).to.equal('CDC_d2_000000.csv\n');
+    expect((await storage.keys()).filter((key) => /\/CDC(\.index|\d+\.csv)$/.test(key))).to.deep.equal([], 'no shared file stream');
+  });
+
   it('restart continues file indexes', async () => {
     const storage = new RecordingStorage(await open());
     const options = { ...baseOptions(storage), tables: [ORDERS_V100] };
@@ -368,6 +380,12 @@ describe('storageSink', () => {
       .with.property('message')
       .that.matches(/storageSink.*metrics/);
     expect(() => storageSink({ storage, metrics: { registry: {} as never, pipeline: 'p1' } })).to.throw(InvalidOptionError);
+  });
+
+  it('rejects a memoryQuotaBytes below 1 and a tableAcrossDispatchers that is not a boolean', () => {
+    const storage = new MemoryStorage();
+    expect(() => storageSink({ storage, memoryQuotaBytes: 0 })).to.throw(InvalidOptionError, 'memoryQuotaBytes');
+    expect(() => storageSink({ storage, tableAcrossDispatchers: 'yes' as never })).to.throw(InvalidOptionError, 'tableAcrossDispatchers');
   });
 
   describe('on memory://', () => {
