@@ -67,6 +67,10 @@ class PathProgress<P> {
  */
 export class ProgressTracker<P = string> {
   private readonly paths = new Map<P, PathProgress<P>>();
+  /** Idle paths reduced to their checkpoint (see park), and the least of them (undefined: recompute). */
+  private readonly parked = new Map<P, bigint>();
+  private parkedLeast: bigint | undefined;
+  private parkedLeastStale = false;
   private readonly changes = new Subject<CheckpointChange<P>>();
   private readonly overallChanges = new Subject<bigint>();
   private overallValue: bigint | undefined;
@@ -128,13 +132,43 @@ export class ProgressTracker<P = string> {
 
   /** Forgets a closed path: it no longer counts toward the overall checkpoint. */
   remove(path: P): void {
-    if (!this.paths.delete(path)) return;
-    this.overallMayHaveMoved();
+    if (this.paths.delete(path) || this.unpark(path) !== undefined) this.overallMayHaveMoved();
+  }
+
+  /**
+   * Reduces an idle path to its checkpoint: its state is dropped, but the checkpoint still counts
+   * toward the overall one (without a resolved position the path may yet send an item just above
+   * it), and tracking on the path again resumes from it. Only a path with every item flushed is
+   * parked; returns whether it was.
+   */
+  park(path: P): boolean {
+    const state = this.paths.get(path);
+    if (state === undefined || state.head !== state.pending.length || state.highest === undefined) return false;
+    this.paths.delete(path);
+    this.parked.set(path, state.highest);
+    if (!this.parkedLeastStale && (this.parkedLeast === undefined || state.highest < this.parkedLeast)) this.parkedLeast = state.highest;
+    return true;
+  }
+
+  /** Paths with state, and paths parked (reduced to their checkpoint). */
+  get pathCounts(): { active: number; parked: number } {
+    return { active: this.paths.size, parked: this.parked.size };
+  }
+
+  /** Every known path (parked ones too) with its highest position, when it has one. */
+  *highestPositions(): IterableIterator<[P, bigint]> {
+    for (const [path, state] of this.paths) if (state.highest !== undefined) yield [path, state.highest];
+    yield* this.parked;
+  }
+
+  /** The highest position tracked or advanced to on `path` (parked or not), or undefined. */
+  highest(path: P): bigint | undefined {
+    return this.paths.get(path)?.highest ?? this.parked.get(path);
   }
 
   /** The path's checkpoint, or undefined before anything was tracked or advanced on it. */
   checkpoint(path: P): bigint | undefined {
-    return this.paths.get(path)?.checkpoint;
+    return this.paths.get(path)?.checkpoint ?? this.parked.get(path);
   }
 
   /** The least checkpoint over all known paths, or undefined when there is none. */
@@ -181,9 +215,32 @@ export class ProgressTracker<P = string> {
     let state = this.paths.get(path);
     if (!state) {
       state = new PathProgress();
+      const parked = this.unpark(path);
+      if (parked !== undefined) state.highest = state.checkpoint = parked;
       this.paths.set(path, state);
     }
     return state;
+  }
+
+  /** Takes a path out of the parked set; its checkpoint, or undefined when it was not parked. */
+  private unpark(path: P): bigint | undefined {
+    const parked = this.parked.get(path);
+    if (parked === undefined) return undefined;
+    this.parked.delete(path);
+    if (parked === this.parkedLeast) this.parkedLeastStale = true;
+    return parked;
+  }
+
+  /** The least parked checkpoint; recomputed over the parked set only after the least one left it. */
+  private leastParked(): bigint | undefined {
+    if (this.parkedLeastStale) {
+      this.parkedLeastStale = false;
+      this.parkedLeast = undefined;
+      for (const checkpoint of this.parked.values()) {
+        if (this.parkedLeast === undefined || checkpoint < this.parkedLeast) this.parkedLeast = checkpoint;
+      }
+    }
+    return this.parked.size === 0 ? undefined : this.parkedLeast;
   }
 
   private update(path: P, state: PathProgress<P>): void {
@@ -206,7 +263,7 @@ export class ProgressTracker<P = string> {
   private refreshOverall(): void {
     if (!this.overallStale) return;
     this.overallStale = false;
-    let least: bigint | undefined;
+    let least = this.leastParked();
     for (const state of this.paths.values()) {
       if (state.checkpoint !== undefined && (least === undefined || state.checkpoint < least)) least = state.checkpoint;
     }

@@ -17,5 +17,6 @@ export { adaptiveBatchMetrics } from './adaptiveBatch.ts';
 export { shardMetrics } from './shard.ts';
 export { spoolMetrics } from './spool.ts';
 export { flushMetrics, type FlushMetrics } from './flush.ts';
+export { pathMetrics, type PathMetrics } from './paths.ts';
 export { lineProtocolSinkMetrics, type LineSinkStatsLike } from './lineProtocolSink.ts';
 export { storageConsumerMetrics, type StorageConsumerMetrics } from './storageConsumer.ts';

@@ -30,6 +30,7 @@ import {
 import {
   drainBarrierMetrics,
   flushMetrics,
+  pathMetrics,
   spoolMetrics,
   watermarkMetrics,
   type AnyRegistry,
@@ -75,6 +76,12 @@ export interface StorageSinkOptions {
   memoryQuotaBytes?: number;
   /** The spool: its own folder (default a fresh temp folder) and quotas (bytes). */
   spool?: { dir?: string; memoryBytes?: number; diskQuotaBytes?: number; segmentBytes?: number };
+  /**
+   * A dispatcher sending nothing for this long, with every row durable, has its state reclaimed
+   * down to its checkpoint (which still holds the metadata checkpoint: rows carry no resolved ts).
+   * Checked every checkpointIntervalMs. Default 30000.
+   */
+  dispatcherIdleMs?: number;
   /** The `metadata` checkpoint is rewritten at most this often (ms). Default 2000. */
   checkpointIntervalMs?: number;
   /** Retries of file writes (the storages retry transient failures too). */
@@ -82,7 +89,8 @@ export interface StorageSinkOptions {
   /**
    * Metrics in `registry` under the label `pipeline`: watermark, drain (ddl_drain_duration_seconds),
    * spool gauges, and per data file flush_tasks_total / flush_duration_by_reason_seconds /
-   * flush_file_size_bytes by batch reason, plus retries_total{operation="write"}. Default none.
+   * flush_file_size_bytes by batch reason, plus retries_total{operation="write"} and
+   * progress_paths{state} (dispatchers active and idle). Default none.
    */
   metrics?: { registry: AnyRegistry; pipeline: string };
   scheduler?: SchedulerLike;
@@ -92,7 +100,12 @@ export interface StorageSinkOptions {
 export type SinkProgress =
   | { readonly kind: 'data'; readonly path: string; readonly rows: number; readonly bytes: number; readonly reason: BatchReason }
   | { readonly kind: 'schema'; readonly path: string; readonly commitTs: bigint }
-  | { readonly kind: 'checkpoint'; readonly checkpointTs: bigint };
+  | {
+      readonly kind: 'checkpoint';
+      readonly checkpointTs: bigint;
+      /** Dispatchers with state, and idle ones reduced to their checkpoint (see dispatcherIdleMs). */
+      readonly dispatchers: { readonly active: number; readonly idle: number };
+    };
 
 const MiB = 1024 * 1024;
 
@@ -101,6 +114,7 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
   flushIntervalMs: 5000,
   fileSizeBytes: 64 * MiB,
   checkpointIntervalMs: 2000,
+  dispatcherIdleMs: 30_000,
   spoolMemoryBytes: 64 * MiB,
   spoolDiskQuotaBytes: 10 * 1024 * MiB,
   memoryQuotaBytes: 64 * MiB,
@@ -112,6 +126,13 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
 });
 
 const OWNER = 'storageSink';
+
+interface PathSequence {
+  commitTs: bigint;
+  next: number;
+  /** The reclaim sweep in which the path was last seen. */
+  sweep: number;
+}
 
 /** The rows of one data file being assembled by the writer. */
 interface FileRows {
@@ -144,14 +165,15 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  * a byte watermark over the spool holds wakes back when the spool fills. A DDL drains the
  * dispatchers it blocks (their earlier rows are written first), then its schema file is written.
  * The `metadata` checkpoint is the least position every dispatcher has made durable (a dispatcher
- * that goes quiet holds it at its last commit ts minus one until the input completes).
+ * that goes quiet holds it at its last commit ts minus one until the input completes; then it
+ * reaches the greatest commit ts once every row is durable).
  *
  * @example
  * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
  */
 export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
   const settings = checkOptions(options);
-  const { storage, protocol, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, retry, metrics, scheduler } = settings;
+  const { storage, protocol, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, dispatcherIdleMs, retry, metrics, scheduler } = settings;
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
@@ -184,16 +206,29 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       if (bound) subscriber.add(spooled.stats$.subscribe(bound.spool));
 
       const tracker = new ProgressTracker<string>();
-      const sequences = new Map<string, { commitTs: bigint; next: number }>();
+      /** Per active path: the last commit ts, the next sequence at it, and the sweep it was last seen in. */
+      const sequences = new Map<string, PathSequence>();
+      /** Active dispatchers, least recently seen first (moved to the back at most once per sweep). */
+      const seen = new Map<string, PathSequence>();
+      let sweep = 0;
       const schemasWritten = new Set<string>();
 
       /** A per-path position: the commit ts, then the event's place among those of that ts. */
       const track = (path: string, commitTs: bigint, ack: Ack): Ack => {
         let last = sequences.get(path);
-        if (last === undefined) sequences.set(path, (last = { commitTs, next: 0 }));
-        else if (last.commitTs !== commitTs) {
+        if (last === undefined) {
+          // New, or back from idleness: continue after its highest position when at the same ts.
+          const highest = tracker.highest(path);
+          const next = highest !== undefined && highest >> SEQUENCE_BITS === commitTs ? Number(highest & SEQUENCE_MASK) + 1 : 0;
+          sequences.set(path, (last = { commitTs, next, sweep: -1 }));
+        } else if (last.commitTs !== commitTs) {
           last.commitTs = commitTs;
           last.next = 0;
+        }
+        if (last.sweep !== sweep) {
+          last.sweep = sweep;
+          seen.delete(path);
+          seen.set(path, last);
         }
         const sequence = last.next++;
         if (sequence > MAX_SEQUENCE) {
@@ -220,17 +255,46 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             flushed: () => {
               tracked.flushed();
               tracker.remove(path);
+              sequences.delete(path);
+              seen.delete(path);
             },
             failed: (error) => tracked.failed(error),
           },
         };
       };
 
-      /** Once the input is done nothing more comes at any ts seen: every dispatcher reaches its last. */
+      /**
+       * Once the input is done nothing more comes on any dispatcher: each is resolved up to the
+       * greatest commit ts seen, so the checkpoint reaches it once every row is durable.
+       */
       const completeDispatchers = () => {
-        for (const [path, { commitTs }] of sequences) {
-          if (!path.startsWith('ddl@')) tracker.advance(path, (commitTs << SEQUENCE_BITS) | SEQUENCE_MASK);
+        const dispatchers = [...tracker.highestPositions()].filter(([path]) => !path.startsWith('ddl@'));
+        let last = -1n;
+        for (const [, highest] of dispatchers) if (highest > last) last = highest;
+        for (const [path] of dispatchers) tracker.advance(path, last | SEQUENCE_MASK);
+      };
+
+      /**
+       * Dispatchers not seen for dispatcherIdleMs, with every row durable, are reduced to their
+       * checkpoint (ProgressTracker.park): the work is proportional to the dispatchers seen since
+       * the last sweep plus those reclaimed, never to all of them.
+       */
+      const idleSweeps = Math.max(1, Math.ceil(dispatcherIdleMs / checkpointIntervalMs));
+      const reclaimIdle = () => {
+        sweep++;
+        for (const [path, last] of seen) {
+          if (last.sweep > sweep - 1 - idleSweeps) break;
+          seen.delete(path);
+          if (tracker.park(path)) {
+            sequences.delete(path);
+          } else {
+            // Rows still in flight: looked at again after another idle period (at the back now, so
+            // this loop stops when it gets there).
+            last.sweep = sweep - 1;
+            seen.set(path, last);
+          }
         }
+        bound?.paths.set(tracker.pathCounts);
       };
 
       const toItem = ({ value, ack }: Acked<SinkInput>): Acked<SinkItem> => {
@@ -310,13 +374,15 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           if (checkpointTs < 0n || (lastCheckpoint !== undefined && checkpointTs <= lastCheckpoint)) return;
           await writeWithRetries('metadata checkpoint', () => output.writeCheckpoint(checkpointTs));
           lastCheckpoint = checkpointTs;
-          subscriber.next({ kind: 'checkpoint', checkpointTs });
+          const { active, parked } = tracker.pathCounts;
+          subscriber.next({ kind: 'checkpoint', checkpointTs, dispatchers: { active, idle: parked } });
         });
         checkpointing.catch((error: unknown) => subscriber.error(error));
         return checkpointing;
       };
       subscriber.add(
         scheduler.schedule(function repeat() {
+          reclaimIdle();
           void writeCheckpoint();
           this.schedule(undefined, checkpointIntervalMs);
         }, checkpointIntervalMs),
@@ -401,6 +467,7 @@ function bindMetrics(metrics: StorageSinkOptions['metrics']) {
     drain: drainBarrierMetrics(registry, labels),
     spool: spoolMetrics(registry, labels),
     flushes: flushMetrics(registry, labels),
+    paths: pathMetrics(registry, labels),
   };
 }
 
@@ -425,6 +492,7 @@ interface SinkSettings {
   fileSizeBytes: number;
   memoryQuotaBytes: number;
   checkpointIntervalMs: number;
+  dispatcherIdleMs: number;
   retry: RetryPolicy;
   metrics: StorageSinkOptions['metrics'];
   scheduler: SchedulerLike;
@@ -460,6 +528,7 @@ function checkOptions(options: StorageSinkOptions): SinkSettings {
       options.checkpointIntervalMs ?? STORAGE_SINK_DEFAULTS.checkpointIntervalMs,
       { min: 1 },
     ),
+    dispatcherIdleMs: checkNumber(OWNER, 'dispatcherIdleMs', options.dispatcherIdleMs ?? STORAGE_SINK_DEFAULTS.dispatcherIdleMs, { min: 0 }),
     retry: checkRetryPolicy(OWNER, options.retry),
     metrics,
     scheduler: options.scheduler ?? asyncScheduler,

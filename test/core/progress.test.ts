@@ -12,6 +12,74 @@ function collectGarbage(): void {
 }
 
 describe('ProgressTracker', () => {
+  describe('park (idle paths reduced to their checkpoint)', () => {
+    it('parks only a path with every item flushed; its checkpoint still holds the overall one back', () => {
+      const tracker = new ProgressTracker<string>();
+      const a = tracker.track('a', 10n);
+      tracker.track('b', 50n).flushed();
+      expect(tracker.park('a')).to.equal(false, 'a has an unflushed item');
+      expect(tracker.park('b')).to.equal(true);
+      expect(tracker.park('missing')).to.equal(false);
+      expect(tracker.pathCounts).to.deep.equal({ active: 1, parked: 1 });
+      a.flushed();
+      tracker.track('a', 100n).flushed();
+      expect(tracker.overall).to.equal(50n, 'the parked path still counts');
+      expect(tracker.checkpoint('b')).to.equal(50n);
+      expect(tracker.highest('b')).to.equal(50n);
+    });
+
+    it('tracking on a parked path resumes from its checkpoint: a position at or below it is refused', () => {
+      const tracker = new ProgressTracker<string>();
+      tracker.track('p', 7n).flushed();
+      tracker.park('p');
+      expect(() => tracker.track('p', 7n)).to.throw(RangeError, 'at or below its checkpoint 7');
+      const next = tracker.track('p', 8n);
+      expect(tracker.pathCounts).to.deep.equal({ active: 1, parked: 0 });
+      expect(tracker.overall).to.equal(7n);
+      next.flushed();
+      expect(tracker.overall).to.equal(8n);
+    });
+
+    it('keeps the least parked checkpoint as paths park, wake up and are removed', () => {
+      const tracker = new ProgressTracker<string>();
+      for (const [path, position] of [['x', 30n], ['y', 10n], ['z', 20n]] as const) {
+        tracker.track(path, position).flushed();
+        tracker.park(path);
+      }
+      expect(tracker.overall).to.equal(10n);
+      tracker.track('y', 40n).flushed(); // y wakes up: the least parked is now z
+      expect(tracker.overall).to.equal(20n);
+      tracker.remove('z');
+      expect(tracker.overall).to.equal(30n);
+      tracker.remove('x');
+      expect(tracker.overall).to.equal(40n);
+    });
+
+    it('property: parking idle paths never changes the overall checkpoint', () => {
+      fc.assert(
+        fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.boolean()), { maxLength: 60 }), (steps) => {
+          const plain = new ProgressTracker<number>();
+          const parking = new ProgressTracker<number>();
+          const next = [1n, 1n, 1n, 1n, 1n];
+          const open: [Ack, Ack][] = [];
+          for (const [path, flushOldest, park] of steps) {
+            const position = next[path]!;
+            next[path] = position + 1n;
+            open.push([plain.track(path, position), parking.track(path, position)]);
+            if (flushOldest) {
+              const [a, b] = open.shift()!;
+              a.flushed();
+              b.flushed();
+            }
+            if (park) for (let p = 0; p < 5; p++) parking.park(p);
+            expect(parking.overall).to.equal(plain.overall);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+  });
+
   it('does not retain a flushed item while its path always has a later item in flight', async () => {
     const tracker = new ProgressTracker<string>();
     // The inner acks of flushed items must become garbage: the tracker keeps no reference.

@@ -16,6 +16,7 @@ import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.
 import { storageSink, type SinkProgress, type StorageSinkOptions } from '../../../pipelines/storageSink/storageSink.ts';
 import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService, createS3Bucket } from '../../support/services.ts';
 import { tick, until } from '../../support/waiting.ts';
+import { valueOf } from '../../metrics/readMetrics.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -380,6 +381,44 @@ describe('storageSink', () => {
       .with.property('message')
       .that.matches(/storageSink.*metrics/);
     expect(() => storageSink({ storage, metrics: { registry: {} as never, pipeline: 'p1' } })).to.throw(InvalidOptionError);
+  });
+
+  it('1000 dispatchers, 10 active: idle ones are reduced to their checkpoint, which still holds the metadata checkpoint', async () => {
+    const storage = new RecordingStorage(new MemoryStorage());
+    // Every dispatcher sends one row; then 10 keep sending for a while, then all end.
+    async function* dispatcher(d: number) {
+      yield row(`d${d}`, 1000n + BigInt(d), d);
+      if (d >= 10) return;
+      for (let i = 1; i <= 60; i++) {
+        await sleep(10);
+        yield row(`d${d}`, 5000n + BigInt(i * 10 + d), 10_000 + i * 10 + d);
+      }
+    }
+    const registry = createMetricsRegistry();
+    const paths = async () => ({
+      active: await valueOf(registry, 'sluice_progress_paths', { pipeline: 'scale', state: 'active' }),
+      idle: await valueOf(registry, 'sluice_progress_paths', { pipeline: 'scale', state: 'idle' }),
+    });
+    const samples: { active?: number; idle?: number; metadata?: string }[] = [];
+    let done = false;
+    const finished = lastValueFrom(
+      mergePaced<ChangeEvent>(Array.from({ length: 1000 }, (_, d) => dispatcher(d)), { window: 1 }).pipe(
+        storageSink({ ...baseOptions(storage), tables: [ORDERS_V100], checkpointIntervalMs: 20, dispatcherIdleMs: 60, metrics: { registry, pipeline: 'scale' } }),
+        toArray(),
+      ),
+    ).finally(() => (done = true));
+    while (!done) {
+      samples.push({ ...(await paths()), metadata: await storage.text('metadata') });
+      await sleep(25);
+    }
+    await finished;
+    const reclaimed = samples.filter((s) => (s.idle ?? 0) >= 980);
+    expect(reclaimed.length).to.be.greaterThan(0, 'idle dispatchers were reduced while 10 stayed active');
+    expect(Math.min(...reclaimed.map((s) => s.active!))).to.be.at.most(12, 'the 10 active ones (and a DDL-free stream)');
+    for (const { metadata } of samples) {
+      if (metadata !== undefined) expect(JSON.parse(metadata)['checkpoint-ts']).to.be.at.most(1009, 'the idle dispatchers (the first, d10, at ts 1010) hold the checkpoint below their rows');
+    }
+    expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":5609}', 'once the input completes, every dispatcher reached its last ts');
   });
 
   it('rejects a memoryQuotaBytes below 1 and a tableAcrossDispatchers that is not a boolean', () => {
