@@ -8,7 +8,7 @@
  * waiting scope are never held.
  */
 import { asyncScheduler, Observable, type MonoTypeOperatorFunction, type SchedulerLike } from 'rxjs';
-import { bindAck, createAck, noopAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
+import { createAck, noopAck, StateAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { checkFunction, InvalidOptionError } from '../lib/core/errors.ts';
 import { Queue } from '../lib/core/queue.ts';
 import { subscribeLinked } from '../lib/core/subscribeLinked.ts';
@@ -72,15 +72,16 @@ interface HeldBarrier<T, K> {
 
 type HeldEntry<T, K> = HeldItem<T, K> | HeldBarrier<T, K>;
 
-/** An item emitted and not yet flushed, as its ack's context. */
-interface InFlightItem<K> {
+/** An item emitted and not yet flushed; also the ack it travels with (one object, no closure). */
+class InFlightItem<K> extends StateAck<InFlightItem<K>> {
   readonly upstream: Ack;
   readonly key: K;
-}
 
-interface Outgoing<T> {
-  readonly item: Acked<T>;
-  readonly drained?: { barrier: T; durationMs: number };
+  constructor(stages: AckHandler<InFlightItem<K>>, upstream: Ack, key: K) {
+    super(stages);
+    this.upstream = upstream;
+    this.key = key;
+  }
 }
 
 /** Keys as a Set (blocked by held entries) or a count Map (active barriers, in-flight items) keeps them. */
@@ -172,7 +173,9 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       let held: HeldEntry<T, K>[] = [];
       let heldBarriers = 0;
       /** Decided, not yet delivered: keeps decision order when emissions re-enter. */
-      const outbox = new Queue<Outgoing<T>>();
+      const outbox = new Queue<Acked<T>>();
+      /** The drain report of each barrier in the outbox, delivered with it. */
+      const drainedOf = new Map<Acked<T>, { barrier: T; durationMs: number }>();
       let draining = false;
       let sourceDone = false;
       let reported: DrainBarrierStats | undefined;
@@ -209,11 +212,10 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         },
       };
 
-      const passItem = (entry: HeldItem<T, K>) => {
-        const { item, key } = entry;
+      const passItem = (item: Acked<T>, key: K) => {
         increment(inFlightByKey, key);
         inFlight++;
-        outbox.push({ item: { value: item.value, ack: bindAck(itemStages, { upstream: item.ack, key }) } });
+        outbox.push({ value: item.value, ack: new InFlightItem(itemStages, item.ack, key) });
       };
 
       const passBarrier = (entry: HeldBarrier<T, K>) => {
@@ -234,8 +236,9 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
             fail(`${OWNER}: a barrier over ${describeScope(scope)} failed downstream; later items in its scope cannot pass it`, error);
           },
         });
-        const drained = { barrier: item.value, durationMs: scheduler.now() - entry.arrivedAt };
-        outbox.push({ item: { value: item.value, ack }, drained });
+        const outgoing = { value: item.value, ack };
+        drainedOf.set(outgoing, { barrier: item.value, durationMs: scheduler.now() - entry.arrivedAt });
+        outbox.push(outgoing);
       };
 
       // Pure decision pass over the held FIFO (never calls out): moves every entry that may go now
@@ -249,7 +252,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         for (const entry of held) {
           if (entry.kind === 'item') {
             if (!blockedAll && !blockedKeys.has(entry.key) && !activeCovers(entry.key)) {
-              passItem(entry);
+              passItem(entry.item, entry.key);
               continue;
             }
             // A held item holds the later items of its key: per-key order never changes.
@@ -294,7 +297,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
             subscriber.error(error);
             return;
           }
-          outbox.push({ item: { value, ack: noopAck() } });
+          outbox.push({ value, ack: noopAck() });
         }
       };
 
@@ -326,7 +329,9 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         draining = true;
         try {
           while (outbox.length > 0 && !subscriber.closed) {
-            const { item, drained } = outbox.shift()!;
+            const item = outbox.shift()!;
+            const drained = drainedOf.get(item);
+            if (drained) drainedOf.delete(item);
             if (drained && onDrained) {
               try {
                 onDrained(drained);
@@ -356,7 +361,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
           return;
         }
         if (entry.kind === 'item' && held.length === 0 && !activeCovers(entry.key)) {
-          passItem(entry);
+          passItem(item, entry.key);
         } else {
           held.push(entry);
           if (entry.kind === 'barrier') heldBarriers++;
@@ -379,6 +384,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         held = [];
         heldBarriers = 0;
         outbox.clear();
+        drainedOf.clear();
       };
     });
 }

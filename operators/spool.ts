@@ -11,7 +11,7 @@
  */
 import { BehaviorSubject, Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { isAbsolute } from 'node:path';
-import { bindAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
+import { StateAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../lib/core/errors.ts';
 import { Queue } from '../lib/core/queue.ts';
 import { RECORD_HEADER_BYTES, SegmentStore, type DiskPointer } from '../lib/core/segmentStore.ts';
@@ -107,32 +107,24 @@ type Tier = 'memory' | 'disk' | 'held' | 'oversized' | 'emitted';
 
 /**
  * An item queued on its own: in memory, held (disk quota), oversized, or moved to disk later
- * (evicted from memory, or a held item placed once room came). Also the context of an emitted item's
- * ack, and a DiskPointer once spilled.
+ * (evicted from memory, or a held item placed once room came). Once emitted it is also the ack the
+ * item travels with (one object, no closure).
  */
-class Entry<T> implements DiskPointer {
+class Entry<T> extends StateAck<Entry<T>> {
   readonly ack: Ack;
   readonly bytes: number;
   tier: Tier;
   /** The value while it is in memory (or once read back from disk). */
   value: T | undefined;
-  /** Where its record is, once spilled (segment -1: never spilled). */
-  segment = -1;
-  offset = 0;
-  length = 0;
+  /** Where its record is, once spilled. */
+  pointer: DiskPointer | undefined;
 
-  constructor(ack: Ack, bytes: number, value: T | undefined, tier: Tier) {
+  constructor(stages: AckHandler<Entry<T>>, ack: Ack, bytes: number, value: T | undefined, tier: Tier) {
+    super(stages);
     this.ack = ack;
     this.bytes = bytes;
     this.value = value;
     this.tier = tier;
-  }
-
-  /** Keeps the record's place, not the pointer object. */
-  spilledTo(pointer: DiskPointer): void {
-    this.segment = pointer.segment;
-    this.offset = pointer.offset;
-    this.length = pointer.length;
   }
 }
 
@@ -325,7 +317,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         entry.value = undefined;
         diskItems++;
         spilledItems++;
-        entry.spilledTo(store.append(payload, entry.ack));
+        entry.pointer = store.append(payload, entry.ack);
         return true;
       };
 
@@ -363,14 +355,14 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
           // Decided with this item's own entry counted.
           const fitsInMemory = memoryUsed + indexBytes() + ENTRY_BYTES + bytes <= memoryBytes;
           if (bytes > diskQuotaBytes && !fitsInMemory) {
-            enqueueEntry(new Entry(ack, bytes, value, 'oversized'));
+            enqueueEntry(new Entry(emitted, ack, bytes, value, 'oversized'));
             oversizedItems++;
           } else if (fitsInMemory) {
-            const entry = new Entry(ack, bytes, value, 'memory');
+            const entry = new Entry(emitted, ack, bytes, value, 'memory');
             enqueueEntry(entry);
             toMemory(entry);
           } else if (!spillToRun(ack, value)) {
-            const entry = new Entry(ack, bytes, value, 'held');
+            const entry = new Entry(emitted, ack, bytes, value, 'held');
             enqueueEntry(entry);
             heldWakes++;
             held.push(entry);
@@ -442,7 +434,10 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
           bytes += slot.bytes;
           if (slot.tier === 'disk' && slot.value === undefined) batch.push(slot);
         }
-        load(batch, (records) => records.forEach((record, i) => (batch[i]!.value = record.value)));
+        load(
+          batch.map((entry) => entry.pointer!),
+          (records) => records.forEach((record, i) => (batch[i]!.value = record.value)),
+        );
       };
 
       /** One batched read; corruption or a failed read errors the output. */
@@ -511,21 +506,22 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         run.acks[at] = undefined;
         runRecords--;
         diskItems--;
-        const entry = new Entry<T>(ack, record.bytes, undefined, 'emitted');
-        entry.spilledTo(record.pointer);
+        const entry = new Entry<T>(emitted, ack, record.bytes, undefined, 'emitted');
+        entry.pointer = record.pointer;
         send(entry, record.value);
       };
 
       const send = (entry: Entry<T>, value: T) => {
         windowUsed += entry.bytes;
-        subscriber.next({ value, ack: bindAck(emitted, entry) });
+        // The entry is the ack it travels with.
+        subscriber.next({ value, ack: entry });
       };
 
       /** An emitted item was flushed (or failed) downstream: free its window bytes and record. */
       const settle = (entry: Entry<T>) => {
         windowUsed -= entry.bytes;
         if (closed) return;
-        if (entry.segment >= 0) store.release(entry);
+        if (entry.pointer !== undefined) store.release(entry.pointer);
         pump();
       };
 

@@ -7,7 +7,7 @@
  * released once usage is at or below `lowBytes`, and `flushed()` / `failed()` are never delayed.
  */
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
-import { bindAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
+import { StateAck, type Ack, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../lib/core/errors.ts';
 import { subscribeLinked } from '../lib/core/subscribeLinked.ts';
 
@@ -38,13 +38,19 @@ export interface WatermarkStats {
 }
 
 /**
- * One item's state below the watermark: its upstream ack and its bytes. Also the context of the ack
- * it travels with and, while its wake is withheld, its place in the held set (one per item, so items
- * sharing an ack object are held apart). No closure per item.
+ * One item's state below the watermark: its upstream ack and its bytes. Also the ack it travels
+ * with and, while its wake is withheld, its place in the held set (one per item, so items sharing
+ * an ack object are held apart). One object per item, no closure.
  */
-interface HeldWake {
+class HeldWake extends StateAck<HeldWake> {
   readonly upstream: Ack;
   readonly size: number;
+
+  constructor(stages: AckHandler<HeldWake>, upstream: Ack, size: number) {
+    super(stages);
+    this.upstream = upstream;
+    this.size = size;
+  }
 }
 
 /**
@@ -158,7 +164,7 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
           usageBytes += size;
           if (usageBytes > highBytes) holding = true;
           report();
-          subscriber.next({ value: item.value, ack: bindAck(stages, { upstream: item.ack, size }) });
+          subscriber.next({ value: item.value, ack: new HeldWake(stages, item.ack, size) });
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => subscriber.complete(),

@@ -63,22 +63,66 @@ class OnceAck<C> implements Ack {
   flushed(): void {
     if (this.state === SETTLED) return;
     this.enqueued();
-    const { handler, context } = this.settle();
-    handler?.flushed?.(context as C);
+    const handler = this.handler;
+    const context = this.context as C;
+    this.settle();
+    handler?.flushed?.(context);
   }
 
   failed(error: unknown): void {
     if (this.state === SETTLED) return;
-    const { handler, context } = this.settle();
-    handler?.failed?.(context as C, error);
+    const handler = this.handler;
+    const context = this.context as C;
+    this.settle();
+    handler?.failed?.(context, error);
   }
 
-  private settle(): { handler: AckHandler<C> | undefined; context: C | undefined } {
-    const taken = { handler: this.handler, context: this.context };
+  private settle(): void {
     this.state = SETTLED;
     this.handler = undefined;
     this.context = undefined;
-    return taken;
+  }
+}
+
+/**
+ * An ack that is its item's own state: a stage subclasses it with the fields it keeps per item and
+ * passes its shared handler, which each stage calls with the ack itself, at most once, `enqueued`
+ * before `flushed` (which implies it). One object per item and stage where `bindAck` makes two; the
+ * subclass's fields stay as long as the ack is referenced.
+ *
+ * @example
+ * class Wake extends StateAck<Wake> { upstream: Ack; constructor(stages: AckHandler<Wake>, upstream: Ack) { super(stages); this.upstream = upstream; } }
+ * subscriber.next({ value, ack: new Wake(stages, item.ack) });
+ */
+export class StateAck<S extends StateAck<S>> implements Ack {
+  #state = PENDING;
+  #handler: AckHandler<S> | undefined;
+
+  constructor(handler: AckHandler<S>) {
+    this.#handler = handler;
+  }
+
+  enqueued(): void {
+    if (this.#state !== PENDING) return;
+    this.#state = ENQUEUED;
+    this.#handler!.enqueued?.(this as unknown as S);
+  }
+
+  flushed(): void {
+    if (this.#state === SETTLED) return;
+    this.enqueued();
+    const handler = this.#handler;
+    this.#state = SETTLED;
+    this.#handler = undefined;
+    handler?.flushed?.(this as unknown as S);
+  }
+
+  failed(error: unknown): void {
+    if (this.#state === SETTLED) return;
+    const handler = this.#handler;
+    this.#state = SETTLED;
+    this.#handler = undefined;
+    handler?.failed?.(this as unknown as S, error);
   }
 }
 

@@ -9,7 +9,7 @@
  * accepting it would let a restart skip it).
  */
 import { Observable, Subject } from 'rxjs';
-import { bindAck, noopAck, type Ack, type AckHandler } from './ack.ts';
+import { noopAck, StateAck, type Ack, type AckHandler } from './ack.ts';
 
 /** A checkpoint change: the path's new checkpoint position. */
 export interface CheckpointChange<P> {
@@ -17,13 +17,22 @@ export interface CheckpointChange<P> {
   readonly position: bigint;
 }
 
-/** A tracked item; also the context of its ack, so tracking allocates no closure per item. */
-interface Pending<P> {
+/** A tracked item, which is also the ack that reports it: one object per item. */
+class Pending<P> extends StateAck<Pending<P>> {
   readonly position: bigint;
-  flushed: boolean;
+  /** Flushed (the ack's own stage is private). */
+  done = false;
   readonly path: P;
   readonly state: PathProgress<P>;
   readonly inner: Ack;
+
+  constructor(stages: AckHandler<Pending<P>>, position: bigint, path: P, state: PathProgress<P>, inner: Ack) {
+    super(stages);
+    this.position = position;
+    this.path = path;
+    this.state = state;
+    this.inner = inner;
+  }
 }
 
 class PathProgress<P> {
@@ -40,13 +49,20 @@ class PathProgress<P> {
     return oldest ? oldest.position - 1n : this.highest;
   }
 
+  /** Brings `checkpoint` up to date (it is kept only while someone watches changes) and returns it. */
+  refresh(): bigint | undefined {
+    const next = this.compute();
+    if (next !== undefined) this.checkpoint = next;
+    return this.checkpoint;
+  }
+
   /**
    * Drops the flushed items at the front of the queue. A path that always has items in flight
    * never empties its queue, so the front is cut off once it is half the array (amortised O(1)).
    */
   dropFlushedFront(): void {
     const pending = this.pending;
-    while (this.head < pending.length && pending[this.head]!.flushed) pending[this.head++] = undefined;
+    while (this.head < pending.length && pending[this.head]!.done) pending[this.head++] = undefined;
     if (this.head === pending.length) {
       pending.length = 0;
       this.head = 0;
@@ -87,28 +103,32 @@ export class ProgressTracker<P = string> {
    */
   track(path: P, position: bigint, inner: Ack = noopAck()): Ack {
     const state = this.stateOf(path);
-    const last = state.pending[state.pending.length - 1];
-    if (last && position < last.position) {
+    const { pending } = state;
+    // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
+    // it is the highest position, which a new item must pass.
+    if (state.head < pending.length) {
+      const last = pending[pending.length - 1]!;
+      if (position < last.position) {
+        throw new RangeError(
+          `ProgressTracker: position ${position} on path ${String(path)} is below the previous one (${last.position}); positions on a path must not go back`,
+        );
+      }
+    } else if (state.highest !== undefined && position <= state.highest) {
       throw new RangeError(
-        `ProgressTracker: position ${position} on path ${String(path)} is below the previous one (${last.position}); positions on a path must not go back`,
+        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.highest}, already reported; give items distinct, growing positions`,
       );
     }
-    if (state.checkpoint !== undefined && position <= state.checkpoint) {
-      throw new RangeError(
-        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.checkpoint}, already reported; give items distinct, growing positions`,
-      );
-    }
-    const entry: Pending<P> = { position, flushed: false, path, state, inner };
+    const entry = new Pending(this.stages, position, path, state, inner);
     state.pending.push(entry);
     if (state.highest === undefined || position > state.highest) state.highest = position;
     this.update(path, state);
-    return bindAck(this.stages, entry);
+    return entry;
   }
 
   private readonly stages: AckHandler<Pending<P>> = {
     enqueued: (entry) => entry.inner.enqueued(),
     flushed: (entry) => {
-      entry.flushed = true;
+      entry.done = true;
       const { state } = entry;
       if (state.pending[state.head] === entry) {
         state.dropFlushedFront();
@@ -168,7 +188,8 @@ export class ProgressTracker<P = string> {
 
   /** The path's checkpoint, or undefined before anything was tracked or advanced on it. */
   checkpoint(path: P): bigint | undefined {
-    return this.paths.get(path)?.checkpoint ?? this.parked.get(path);
+    const state = this.paths.get(path);
+    return state === undefined ? this.parked.get(path) : state.refresh();
   }
 
   /** The least checkpoint over all known paths, or undefined when there is none. */
@@ -181,7 +202,7 @@ export class ProgressTracker<P = string> {
   get unflushed(): number {
     let count = 0;
     for (const state of this.paths.values()) {
-      for (let i = state.head; i < state.pending.length; i++) if (!state.pending[i]!.flushed) count++;
+      for (let i = state.head; i < state.pending.length; i++) if (!state.pending[i]!.done) count++;
     }
     return count;
   }
@@ -243,7 +264,15 @@ export class ProgressTracker<P = string> {
     return this.parked.size === 0 ? undefined : this.parkedLeast;
   }
 
+  /**
+   * A path's items or highest position changed. Nobody watching: the checkpoints are worked out
+   * when read (a bigint and a pass per change would cost more than the rest of tracking).
+   */
   private update(path: P, state: PathProgress<P>): void {
+    if (!this.changes.observed && !this.overallChanges.observed) {
+      this.overallStale = true;
+      return;
+    }
     const next = state.compute();
     if (next === undefined || next === state.checkpoint) return;
     const previous = state.checkpoint;
@@ -265,7 +294,8 @@ export class ProgressTracker<P = string> {
     this.overallStale = false;
     let least = this.leastParked();
     for (const state of this.paths.values()) {
-      if (state.checkpoint !== undefined && (least === undefined || state.checkpoint < least)) least = state.checkpoint;
+      const checkpoint = state.refresh();
+      if (checkpoint !== undefined && (least === undefined || checkpoint < least)) least = checkpoint;
     }
     if (least === undefined || least === this.overallValue) return;
     this.overallValue = least;

@@ -12,7 +12,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { asyncScheduler, concatMap, from, map, Observable, Subject, tap, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, concatMap, from, map, Observable, Subject, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { Ack, Acked } from '../../lib/core/ack.ts';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
@@ -411,7 +411,6 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       subscriber.add(
         events$
           .pipe(
-            tap({ complete: completeDispatchers }),
             map(admit),
             watermarkBackpressure<SinkInput>({
               highBytes: Math.floor(quotaBytes * STORAGE_SINK_DEFAULTS.highWatermark),
@@ -444,6 +443,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             next: (report) => subscriber.next(report),
             error: (error) => subscriber.error(error),
             complete: () => {
+              // Every row is durable and nothing more comes.
+              completeDispatchers();
               writeCheckpoint().then(
                 () => subscriber.complete(),
                 () => undefined,
