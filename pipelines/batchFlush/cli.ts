@@ -11,20 +11,20 @@
  * --checkpoint the unflushed lines stay there and the next run with the same --checkpoint writes them
  * first), 0 once every record was answered by the server (refused lines are listed on stderr).
  */
-import { createReadStream } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
-import { Observable } from 'rxjs';
 import { fromPaced } from '../../lib/core/paced.ts';
+import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
+import { drain } from '../../lib/cli/drain.ts';
+import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
+import { formatSeconds } from '../../lib/cli/units.ts';
 import { LineProtocolError, Point, PRECISIONS, type Precision } from '../../lib/codec/lineProtocol.ts';
 import { redactUri } from '../../lib/storage/index.ts';
 import { lineProtocolSink, LINE_SINK_DEFAULTS } from './lineProtocolSink.ts';
 
 export interface LinesCommandIo {
   stdin?: NodeJS.ReadableStream;
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
+  stdout?: TextOutput;
+  stderr?: TextOutput;
 }
 
 /** Records read ahead of the sink; they wait for a checkpoint (or a write) before more are read. */
@@ -63,10 +63,6 @@ A JSON number is a float field, {"int": 12} (or {"int": "9007199254740993"}) an 
 Credentials: INFLUX_USERNAME and INFLUX_PASSWORD, or INFLUX_TOKEN, from the environment.
 Exit codes: 0 every record answered, 1 failed while running, 2 the command line cannot run.`;
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 interface LinesCommand {
   to: string;
   db: string;
@@ -79,12 +75,7 @@ interface LinesCommand {
 }
 
 function parseCommand(args: string[]): LinesCommand | 'help' {
-  let values;
-  try {
-    values = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}; the flags are ${Object.keys(FLAGS).map((f) => `--${f}`).join(', ')}`);
-  }
+  const values = parseFlags(args, FLAGS);
   if (values.help) return 'help';
   if (!values.to) throw new UsageError('--to is required: the server, such as http://127.0.0.1:8086');
   if (!/^(https?|file|memory|s3|azure):\/\//i.test(values.to)) throw new UsageError(`--to must be an http(s):// URL or a storage URI, got ${JSON.stringify(redactUri(values.to))}`);
@@ -153,17 +144,7 @@ export function recordToPoint(text: string, where: string): Point {
 }
 
 async function* readRecords(input: NodeJS.ReadableStream, name: string): AsyncGenerator<JsonRecord> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let lineNumber = 0;
-  try {
-    for await (const line of lines) {
-      lineNumber++;
-      if (line.trim() === '') continue;
-      yield { point: recordToPoint(line, `${name}:${lineNumber}`) };
-    }
-  } finally {
-    lines.close();
-  }
+  for await (const { text, lineNumber } of nonBlankLines(input)) yield { point: recordToPoint(text, `${name}:${lineNumber}`) };
 }
 
 function credentials(env: NodeJS.ProcessEnv) {
@@ -179,23 +160,12 @@ function credentials(env: NodeJS.ProcessEnv) {
  * @example
  * process.exitCode = await run(['--to', 'http://127.0.0.1:8086', '--db', 'metrics', '--precision', 's']);
  */
-export async function run(args: string[], io: LinesCommandIo = {}): Promise<number> {
-  const stdout = io.stdout ?? process.stdout;
-  const stderr = io.stderr ?? process.stderr;
-  let command: LinesCommand;
-  try {
-    const parsed = parseCommand(args);
-    if (parsed === 'help') {
-      stdout.write(`${LINES_USAGE}\n`);
-      return 0;
-    }
-    command = parsed;
-  } catch (error) {
-    stderr.write(`sluice lines: ${(error as Error).message}\n\n${LINES_USAGE}\n`);
-    return 2;
-  }
-  const name = command.from === '-' ? 'stdin' : command.from;
-  const input = command.from === '-' ? (io.stdin ?? process.stdin) : createReadStream(command.from, { encoding: 'utf8' });
+export function run(args: string[], io: LinesCommandIo = {}): Promise<number> {
+  return runCommandLine({ name: 'sluice lines', usage: LINES_USAGE, parse: parseCommand, execute: (command, output) => execute(command, output, io.stdin ?? process.stdin) }, args, io);
+}
+
+async function execute(command: LinesCommand, { stdout, stderr }: CommandOutput, stdin: NodeJS.ReadableStream): Promise<number> {
+  const input = await openInput('from', command.from, stdin);
   const checkpoint = command.checkpoint === undefined
     ? undefined
     : /^[a-z0-9]+:\/\//i.test(command.checkpoint)
@@ -207,7 +177,7 @@ export async function run(args: string[], io: LinesCommandIo = {}): Promise<numb
   let refused = 0;
   const started = performance.now();
   try {
-    const events$ = fromPaced(readRecords(input, name), { window: READ_WINDOW }).pipe(
+    const events$ = fromPaced(readRecords(input.stream, input.name), { window: READ_WINDOW }).pipe(
       lineProtocolSink<JsonRecord>({
         url: command.to,
         db: command.db,
@@ -230,25 +200,19 @@ export async function run(args: string[], io: LinesCommandIo = {}): Promise<numb
         stderr.write(`sluice lines: refused (${event.status}): ${event.line}\n  ${event.message}${event.stored ? `\n  stored in ${event.stored}` : ''}\n`);
       }
     });
-    const seconds = (performance.now() - started) / 1000;
     stdout.write(
       `sluice lines: ${written} points written (${restored} restored from the checkpoint), ${refused} refused, ` +
-        `${seconds.toFixed(2)} s -> ${redactUri(command.to)} db=${command.db}\n`,
+        `${formatSeconds(performance.now() - started)} -> ${redactUri(command.to)} db=${command.db}\n`,
     );
     return 0;
   } catch (error) {
     const hint = checkpoint === undefined
       ? 'lines not yet written are lost; pass --checkpoint to keep them across runs'
       : `unwritten lines are kept in the checkpoint ${command.checkpoint}; run again with the same --checkpoint to write them first`;
-    stderr.write(`sluice lines: ${(error as Error).message}\n  hint: ${hint}\n`);
-    return 1;
+    return printFailure(stderr, 'sluice lines', (error as Error).message, hint);
+  } finally {
+    await input.close();
   }
-}
-
-function drain<T>(source: Observable<T>, onValue: (value: T) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    source.subscribe({ next: onValue, error: reject, complete: resolve });
-  });
 }
 
 export const linesCommand = Object.freeze({

@@ -8,14 +8,17 @@
  * exactly the files committed), 0 when `--once` finished or the replay was stopped by a signal. The
  * password in --to never appears in any output.
  */
-import { parseArgs } from 'node:util';
-import { InvalidMysqlUriError, parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
-import { InvalidStorageUriError, parseStorageUri } from '../../lib/storage/index.ts';
+import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
+import { drain } from '../../lib/cli/drain.ts';
+import { ProgressLine } from '../../lib/cli/progressLine.ts';
+import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
+import { parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
+import { parseStorageUri } from '../../lib/storage/index.ts';
 import { storageConsumer, STORAGE_CONSUMER_DEFAULTS, type ConsumerProgress } from './storageConsumer.ts';
 
 export interface ReplayCommandIo {
-  stdout?: { write(text: string): unknown; isTTY?: boolean };
-  stderr?: { write(text: string): unknown };
+  stdout?: TextOutput;
+  stderr?: TextOutput;
   /** Resolves when the command should stop (default: SIGINT or SIGTERM). */
   stopSignal?: Promise<void>;
 }
@@ -48,14 +51,36 @@ consumer's checkpoint (table sluice_replay.replay_checkpoint), so a restart neit
 
 Exit codes: 0 done (--once) or stopped by SIGINT/SIGTERM, 1 failed while running, 2 the command line cannot run.`;
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
+interface ReplayCommand {
+  from: string;
+  to: string;
+  /** The password in `to`, kept out of every message. */
+  password: string;
+  once: boolean;
+  intervalMs: number;
+  includeCommitTs: boolean;
+  outputOldValue: boolean;
+  checkpointDatabase?: string;
 }
 
-function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text.trim());
-  if (!match) throw new UsageError(`--interval must be a duration such as 500ms, 2s or 1m, got ${JSON.stringify(text)}`);
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+function parseCommand(args: string[]): ReplayCommand | 'help' {
+  const values = parseFlags(args, FLAGS);
+  if (values.help) return 'help';
+  if (!values.from) throw new UsageError('--from is required: the storage URI the sink wrote to');
+  if (!values.to) throw new UsageError('--to is required: mysql://user:pass@host:port/');
+  parseStorageUri(values.from);
+  // Its errors quote the URI redacted, so the password cannot leak from here.
+  const { password } = parseMysqlUri(values.to);
+  return {
+    from: values.from,
+    to: values.to,
+    password,
+    once: values.once === true,
+    intervalMs: values.interval === undefined ? STORAGE_CONSUMER_DEFAULTS.intervalMs : parseDuration('interval', values.interval),
+    includeCommitTs: values['include-commit-ts'] === true,
+    outputOldValue: values['output-old-value'] === true,
+    ...(values['checkpoint-database'] ? { checkpointDatabase: values['checkpoint-database'] } : {}),
+  };
 }
 
 /** Prints progress: one redrawn line on a TTY, a line per file and per round otherwise. */
@@ -64,39 +89,28 @@ class ReplayPrinter {
   rows = 0;
   rounds = 0;
   lagMs = 0;
-  readonly #out: NonNullable<ReplayCommandIo['stdout']>;
-  readonly #tty: boolean;
-  #drawn = false;
+  readonly line: ProgressLine;
 
-  constructor(out: NonNullable<ReplayCommandIo['stdout']>) {
-    this.#out = out;
-    this.#tty = out.isTTY === true;
+  constructor(out: TextOutput) {
+    this.line = new ProgressLine(out);
   }
 
   report(p: ConsumerProgress): void {
     if (p.kind === 'data') {
       this.files++;
       this.rows += p.rows;
-      if (!this.#tty) this.#out.write(`applied ${p.path}: ${p.rows} rows${p.skipped > 0 ? `, ${p.skipped} already applied` : ''}\n`);
+      this.line.event(() => `applied ${p.path}: ${p.rows} rows${p.skipped > 0 ? `, ${p.skipped} already applied` : ''}`);
     } else if (p.kind === 'ddl') {
       this.files++;
-      if (!this.#tty) this.#out.write(`applied ${p.path}: ${p.effect} ${p.table}\n`);
+      this.line.event(() => `applied ${p.path}: ${p.effect} ${p.table}`);
     } else {
       this.rounds++;
       this.lagMs = p.lagMs;
-      if (!this.#tty && (p.files > 0 || p.round === 1)) {
-        this.#out.write(`round ${p.round}: ${p.files} files, ${p.rows} rows, sink checkpoint ${p.sinkCheckpointTs ?? 'none'}, lag ${(p.lagMs / 1000).toFixed(1)} s\n`);
+      if (p.files > 0 || p.round === 1) {
+        this.line.event(() => `round ${p.round}: ${p.files} files, ${p.rows} rows, sink checkpoint ${p.sinkCheckpointTs ?? 'none'}, lag ${formatSeconds(p.lagMs, 1)}`);
       }
     }
-    if (this.#tty) {
-      this.#drawn = true;
-      this.#out.write(`\r\x1b[K${this.files} files, ${this.rows} rows, round ${this.rounds}, lag ${(this.lagMs / 1000).toFixed(1)} s`);
-    }
-  }
-
-  clear(): void {
-    if (this.#drawn) this.#out.write('\r\x1b[K');
-    this.#drawn = false;
+    this.line.status(() => `${this.files} files, ${this.rows} rows, round ${this.rounds}, lag ${formatSeconds(this.lagMs, 1)}`);
   }
 }
 
@@ -114,58 +128,30 @@ function stopOnSignals(): { promise: Promise<void>; dispose(): void } {
  *
  * @example process.exitCode = await run(['--from', 'file:///tmp/cdc', '--to', 'mysql://root@127.0.0.1:3306/', '--once']);
  */
-export async function run(args: string[], io: ReplayCommandIo = {}): Promise<number> {
-  const stdout = io.stdout ?? process.stdout;
-  const stderr = io.stderr ?? process.stderr;
-  let values;
-  let password = '';
-  try {
-    values = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }).values;
-    if (values.help) {
-      stdout.write(`${REPLAY_USAGE}\n`);
-      return 0;
-    }
-    if (!values.from) throw new UsageError('--from is required: the storage URI the sink wrote to');
-    if (!values.to) throw new UsageError('--to is required: mysql://user:pass@host:port/');
-    parseStorageUri(values.from);
-    password = parseMysqlUri(values.to).password;
-  } catch (error) {
-    const message = error instanceof UsageError || error instanceof InvalidMysqlUriError || error instanceof InvalidStorageUriError ? error.message : `${(error as Error).message}`;
-    stderr.write(`sluice replay: ${redactPassword(message, password)}\n\n${REPLAY_USAGE}\n`);
-    return 2;
-  }
-  let intervalMs: number = STORAGE_CONSUMER_DEFAULTS.intervalMs;
-  try {
-    if (values.interval !== undefined) intervalMs = parseDuration(values.interval);
-  } catch (error) {
-    stderr.write(`sluice replay: ${(error as Error).message}\n`);
-    return 2;
-  }
+export function run(args: string[], io: ReplayCommandIo = {}): Promise<number> {
+  return runCommandLine({ name: 'sluice replay', usage: REPLAY_USAGE, parse: parseCommand, execute: (command, output) => execute(command, output, io.stopSignal) }, args, io);
+}
+
+async function execute(command: ReplayCommand, { stdout, stderr }: CommandOutput, stopSignal: Promise<void> | undefined): Promise<number> {
   const printer = new ReplayPrinter(stdout);
-  const signals = io.stopSignal ? undefined : stopOnSignals();
-  const stop = io.stopSignal ?? signals!.promise;
+  const signals = stopSignal ? undefined : stopOnSignals();
   try {
-    await new Promise<void>((resolve, reject) => {
-      const subscription = storageConsumer({
-        from: values.from!,
-        to: values.to!,
-        once: values.once === true,
-        intervalMs,
-        csv: { includeCommitTs: values['include-commit-ts'] === true, outputOldValue: values['output-old-value'] === true },
-        ...(values['checkpoint-database'] ? { checkpointDatabase: values['checkpoint-database'] } : {}),
-      }).subscribe({ next: (p) => printer.report(p), error: reject, complete: resolve });
-      void stop.then(() => {
-        subscription.unsubscribe();
-        resolve();
-      });
+    const progress$ = storageConsumer({
+      from: command.from,
+      to: command.to,
+      once: command.once,
+      intervalMs: command.intervalMs,
+      csv: { includeCommitTs: command.includeCommitTs, outputOldValue: command.outputOldValue },
+      ...(command.checkpointDatabase === undefined ? {} : { checkpointDatabase: command.checkpointDatabase }),
     });
-    printer.clear();
-    stdout.write(`sluice replay: ${printer.files} files, ${printer.rows} rows in ${printer.rounds} round(s) -> ${redactMysqlUri(values.to!)}\n`);
+    await drain(progress$, (p) => printer.report(p), stopSignal ?? signals!.promise);
+    printer.line.clear();
+    stdout.write(`sluice replay: ${printer.files} files, ${printer.rows} rows in ${printer.rounds} round(s) -> ${redactMysqlUri(command.to)}\n`);
     return 0;
   } catch (error) {
-    printer.clear();
-    stderr.write(`sluice replay: ${redactPassword((error as Error).message, password)}\n  hint: the checkpoint table covers exactly the files committed; fix the cause and run again to resume\n`);
-    return 1;
+    printer.line.clear();
+    const hint = 'the checkpoint table covers exactly the files committed; fix the cause and run again to resume';
+    return printFailure(stderr, 'sluice replay', redactPassword((error as Error).message, command.password), hint);
   } finally {
     signals?.dispose();
   }

@@ -6,13 +6,15 @@
  * command line that cannot run (nothing is read or written), 1 for a failure while running (the
  * `metadata` checkpoint then still only covers durable rows), 0 once every event is durable.
  */
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
-import { Observable } from 'rxjs';
 import { fromPaced } from '../../lib/core/paced.ts';
+import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
+import { drain } from '../../lib/cli/drain.ts';
+import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
+import { ProgressLine } from '../../lib/cli/progressLine.ts';
+import { formatBytes, formatSeconds, parseDuration, parseSize } from '../../lib/cli/units.ts';
 import { DecodeError, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
 import { MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH } from '../../lib/codec/layout.ts';
 import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
@@ -24,8 +26,8 @@ import { storageSink, STORAGE_SINK_DEFAULTS, type SinkProgress } from './storage
 /** Where the command reads and writes; the process's own streams unless a caller (a test) injects others. */
 export interface SinkCommandIo {
   stdin?: NodeJS.ReadableStream;
-  stdout?: { write(text: string): unknown; isTTY?: boolean };
-  stderr?: { write(text: string): unknown };
+  stdout?: TextOutput;
+  stderr?: TextOutput;
 }
 
 export const SINK_CLI_DEFAULTS = Object.freeze({
@@ -46,10 +48,6 @@ const FLAGS = {
   'table-across-dispatchers': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-const FLAG_LIST = Object.keys(FLAGS)
-  .map((name) => `--${name}`)
-  .join(', ');
 
 export const SINK_USAGE = `usage: sluice sink --from <events.jsonl|-> --to <storage-uri> [options]
 
@@ -72,11 +70,6 @@ other source of table definitions.
 
 Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run.`;
 
-/** A command line that cannot run: the message says what to fix. */
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 interface SinkCommand {
   from: string;
   to: string;
@@ -88,34 +81,8 @@ interface SinkCommand {
   tableAcrossDispatchers: boolean;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
-const SIZE_UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-
-function parseDuration(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text.trim());
-  if (!match) throw new UsageError(`--${flag} must be a duration such as 500ms, 5s or 1m, got ${JSON.stringify(text)}`);
-  return Number(match[1]) * DURATION_UNITS[match[2]!]!;
-}
-
-function parseSize(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(b|kib|mib|gib)?$/i.exec(text.trim());
-  const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]!) : NaN;
-  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) {
-    throw new UsageError(`--${flag} must be a size such as 1048576, 512KiB, 64MiB or 1GiB (at least 1 byte), got ${JSON.stringify(text)}`);
-  }
-  return bytes;
-}
-
-function flagValues(args: string[]) {
-  try {
-    return parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}; the flags are ${FLAG_LIST}`);
-  }
-}
-
 function parseCommand(args: string[]): SinkCommand | 'help' {
-  const values = flagValues(args);
+  const values = parseFlags(args, FLAGS);
   if (values.help) return 'help';
   if (values.from === undefined || values.from === '') throw new UsageError('--from is required: a JSON-lines file of change events, or - for stdin');
   if (values.to === undefined || values.to === '') throw new UsageError('--to is required: a storage URI such as file:///tmp/cdc or s3://bucket/prefix');
@@ -149,17 +116,7 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
 
 /** The input's change events, one per non-blank line; a malformed line fails naming its number. */
 async function* readEvents(input: NodeJS.ReadableStream): AsyncGenerator<ChangeEvent> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let lineNumber = 0;
-  try {
-    for await (const line of lines) {
-      lineNumber++;
-      if (line.trim() === '') continue;
-      yield parseChangeEventLine(line, lineNumber);
-    }
-  } finally {
-    lines.close();
-  }
+  for await (const { text, lineNumber } of nonBlankLines(input)) yield parseChangeEventLine(text, lineNumber);
 }
 
 /** Counts what the sink reports and prints it: a redrawn line on a TTY, one line per report otherwise. */
@@ -169,14 +126,10 @@ class ProgressPrinter {
   rows = 0;
   bytes = 0;
   checkpointTs: bigint | undefined;
-  readonly #out: NonNullable<SinkCommandIo['stdout']>;
-  readonly #tty: boolean;
-  #lastDrawMs = -Infinity;
-  #drawn = false;
+  readonly line: ProgressLine;
 
-  constructor(out: NonNullable<SinkCommandIo['stdout']>) {
-    this.#out = out;
-    this.#tty = out.isTTY === true;
+  constructor(out: TextOutput) {
+    this.line = new ProgressLine(out, { redrawIntervalMs: SINK_CLI_DEFAULTS.redrawIntervalMs });
   }
 
   report(progress: SinkProgress): void {
@@ -184,50 +137,24 @@ class ProgressPrinter {
       this.dataFiles++;
       this.rows += progress.rows;
       this.bytes += progress.bytes;
-      if (!this.#tty) this.#out.write(`wrote ${progress.path}: ${progress.rows} rows, ${formatBytes(progress.bytes)} (cut by ${progress.reason})\n`);
+      this.line.event(() => `wrote ${progress.path}: ${progress.rows} rows, ${formatBytes(progress.bytes)} (cut by ${progress.reason})`);
     } else if (progress.kind === 'schema') {
       this.schemaFiles++;
-      if (!this.#tty) this.#out.write(`wrote ${progress.path}: schema at commit ts ${progress.commitTs}\n`);
+      this.line.event(() => `wrote ${progress.path}: schema at commit ts ${progress.commitTs}`);
     } else {
       this.checkpointTs = progress.checkpointTs;
-      if (!this.#tty) this.#out.write(`checkpoint ${progress.checkpointTs}\n`);
+      this.line.event(() => `checkpoint ${progress.checkpointTs}`);
     }
-    if (this.#tty) this.#redraw();
-  }
-
-  #redraw(): void {
-    const now = performance.now();
-    if (now - this.#lastDrawMs < SINK_CLI_DEFAULTS.redrawIntervalMs) return;
-    this.#lastDrawMs = now;
-    this.#drawn = true;
-    this.#out.write(`\r\x1b[K${this.rows} rows, ${this.dataFiles + this.schemaFiles} files, checkpoint ${this.checkpointTs ?? '-'}`);
-  }
-
-  /** Clears the TTY line, so the next message starts at the left margin. */
-  clear(): void {
-    if (this.#drawn) this.#out.write('\r\x1b[K');
-    this.#drawn = false;
+    this.line.status(() => `${this.rows} rows, ${this.dataFiles + this.schemaFiles} files, checkpoint ${this.checkpointTs ?? '-'}`);
   }
 
   summary(to: string, elapsedMs: number): string {
     return (
       `sluice sink: ${this.dataFiles + this.schemaFiles} files (${this.dataFiles} data, ${this.schemaFiles} schema), ` +
       `${this.rows} rows, ${formatBytes(this.bytes)}, checkpoint ${this.checkpointTs ?? 'none'}, ` +
-      `${(elapsedMs / 1000).toFixed(2)} s -> ${redactUri(to)}`
+      `${formatSeconds(elapsedMs)} -> ${redactUri(to)}`
     );
   }
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** What a person can do about a failure while running. */
@@ -246,52 +173,36 @@ function hintFor(error: unknown, command: SinkCommand): string {
  * @example
  * process.exitCode = await run(['--from', 'events.jsonl', '--to', 'file:///tmp/cdc', '--file-size', '8MiB']);
  */
-export async function run(args: string[], io: SinkCommandIo = {}): Promise<number> {
-  const stdout = io.stdout ?? process.stdout;
-  const stderr = io.stderr ?? process.stderr;
-  let command: SinkCommand;
-  try {
-    const parsed = parseCommand(args);
-    if (parsed === 'help') {
-      stdout.write(`${SINK_USAGE}\n`);
-      return 0;
-    }
-    command = parsed;
-  } catch (error) {
-    stderr.write(`sluice sink: ${(error as Error).message}\n\n${SINK_USAGE}\n`);
-    return 2;
-  }
+export function run(args: string[], io: SinkCommandIo = {}): Promise<number> {
+  return runCommandLine(
+    { name: 'sluice sink', usage: SINK_USAGE, parse: parseCommand, execute: (command, output) => execute(command, output, io.stdin ?? process.stdin) },
+    args,
+    io,
+  );
+}
 
+async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, stdin: NodeJS.ReadableStream): Promise<number> {
   let storage: ExternalStorage;
   try {
     storage = await openStorage(command.to);
   } catch (error) {
     const hint = error instanceof InvalidStorageUriError ? '' : ' (credentials come from the environment; see --help)';
-    stderr.write(`sluice sink: --to: ${(error as Error).message}${hint}\n`);
-    return 2;
+    throw new UsageError(`--to: ${(error as Error).message}${hint}`);
   }
 
-  let input: NodeJS.ReadableStream;
-  let closeInput = async () => {};
-  if (command.from === '-') {
-    input = io.stdin ?? process.stdin;
-  } else {
-    try {
-      const file = await open(command.from, 'r');
-      input = file.createReadStream({ encoding: 'utf8' });
-      closeInput = () => file.close().catch(() => undefined);
-    } catch (error) {
-      await storage.close();
-      stderr.write(`sluice sink: --from: cannot read ${command.from}: ${(error as Error).message}\n`);
-      return 2;
-    }
+  let input;
+  try {
+    input = await openInput('from', command.from, stdin);
+  } catch (error) {
+    await storage.close();
+    throw error;
   }
 
   const spoolRoot = await mkdtemp(join(tmpdir(), 'sluice-sink-cli-'));
   const printer = new ProgressPrinter(stdout);
   const started = performance.now();
   try {
-    const progress$ = fromPaced(readEvents(input), { window: SINK_CLI_DEFAULTS.readWindow }).pipe(
+    const progress$ = fromPaced(readEvents(input.stream), { window: SINK_CLI_DEFAULTS.readWindow }).pipe(
       storageSink({
         storage,
         protocol: command.protocol,
@@ -304,25 +215,17 @@ export async function run(args: string[], io: SinkCommandIo = {}): Promise<numbe
       }),
     );
     await drain(progress$, (report) => printer.report(report));
-    printer.clear();
+    printer.line.clear();
     stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
     return 0;
   } catch (error) {
-    printer.clear();
-    stderr.write(`sluice sink: ${(error as Error).message}\n  hint: ${hintFor(error, command)}\n`);
-    return 1;
+    printer.line.clear();
+    return printFailure(stderr, 'sluice sink', (error as Error).message, hintFor(error, command));
   } finally {
-    await closeInput();
+    await input.close();
     await storage.close();
     await rm(spoolRoot, { recursive: true, force: true });
   }
-}
-
-/** Subscribes, hands each value to `onValue`, settles when the observable does. */
-function drain<T>(source: Observable<T>, onValue: (value: T) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    source.subscribe({ next: onValue, error: reject, complete: resolve });
-  });
 }
 
 export const sinkCommand = Object.freeze({

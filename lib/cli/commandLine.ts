@@ -1,0 +1,90 @@
+/**
+ * The frame every `sluice` subcommand runs in: flags parsed strictly, `--help` printed, a command line
+ * that cannot run reported, and the exit code returned (0 done, 1 failed while running, 2 the command
+ * line cannot run).
+ *
+ * Invariant guarded here: a `UsageError` never becomes exit 1, and nothing is executed once one is
+ * thrown by `parse`; every message starts with the command's name, so a person knows who spoke.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** The flags a command takes, as `parseArgs` wants them (name -> type, short, default). */
+export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** A command line that cannot run: the message says what to fix. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Where a command writes text: the process's streams, or a capture in tests. */
+export interface TextOutput {
+  write(text: string): unknown;
+  /** True on a terminal: progress is then one redrawn line. */
+  isTTY?: boolean;
+}
+
+export interface CommandOutput {
+  stdout: TextOutput;
+  stderr: TextOutput;
+}
+
+/** What `runCommandLine` needs of a subcommand. */
+export interface CommandLine<C> {
+  /** Starts every message, e.g. `sluice sink`. */
+  name: string;
+  /** Printed for --help (exit 0) and after a parse error (exit 2). */
+  usage: string;
+  /** The command `args` ask for, or 'help'; throws `UsageError` (or any error) when they cannot run. */
+  parse(args: string[]): C | 'help';
+  /** Runs the parsed command and returns its exit code; a `UsageError` it throws exits 2. */
+  execute(command: C, output: CommandOutput): Promise<number>;
+}
+
+/**
+ * Parses `args` against `flags`, strictly (no unknown flags, no positionals). A mistake becomes a
+ * `UsageError` that lists the flags there are.
+ *
+ * @example const values = parseFlags(args, { to: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+ */
+export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
+  try {
+    return parseArgs({ args, options: flags, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    const list = Object.keys(flags).map((name) => `--${name}`).join(', ');
+    throw new UsageError(`${(error as Error).message}; the flags are ${list}`);
+  }
+}
+
+/**
+ * Runs a subcommand with `args` (the words after its name) and returns the exit code: `--help` prints
+ * the usage on stdout (0); an error from `parse` prints `<name>: <message>`, a blank line and the
+ * usage on stderr (2); a `UsageError` from `execute` (a flag whose value fails only when used, such
+ * as a file that cannot be read) prints `<name>: <message>` (2). `io` replaces the process's streams.
+ */
+export async function runCommandLine<C>(command: CommandLine<C>, args: string[], io: Partial<CommandOutput> = {}): Promise<number> {
+  const output: CommandOutput = { stdout: io.stdout ?? process.stdout, stderr: io.stderr ?? process.stderr };
+  let parsed: C | 'help';
+  try {
+    parsed = command.parse(args);
+  } catch (error) {
+    output.stderr.write(`${command.name}: ${(error as Error).message}\n\n${command.usage}\n`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    output.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  try {
+    return await command.execute(parsed, output);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    output.stderr.write(`${command.name}: ${error.message}\n`);
+    return 2;
+  }
+}
+
+/** Reports a failure while running, with what a person can do about it, and returns exit code 1. */
+export function printFailure(stderr: TextOutput, name: string, message: string, hint: string): 1 {
+  stderr.write(`${name}: ${message}\n  hint: ${hint}\n`);
+  return 1;
+}
