@@ -142,7 +142,7 @@ export async function measurePhases(params: BenchParams): Promise<void> {
     const heap = process.memoryUsage();
     progress(
       `peak spool memory ${(accounted / MiB).toFixed(1)} MiB (values ${(spoolPeak.memoryBytes / MiB).toFixed(1)} + bookkeeping ${(spoolPeak.indexBytes / MiB).toFixed(1)}), ` +
-        `disk ${(spoolPeak.diskBytes / MiB).toFixed(1)} MiB; process now: heap ${(heap.heapUsed / MiB).toFixed(1)} MiB, external ${(heap.external / MiB).toFixed(1)} MiB, ${rssBreakdown()}`,
+        `disk ${(spoolPeak.diskBytes / MiB).toFixed(1)} MiB; process now: heap ${(heap.heapUsed / MiB).toFixed(1)} of ${(heap.heapTotal / MiB).toFixed(1)} MiB, external ${(heap.external / MiB).toFixed(1)} MiB, ${rssBreakdown()}`,
     );
     const raw = await measure('baseline: fs.write per record, sequential', () => rawWrite(dir, count, recordBytes, recordBytes));
     const chunked = await measure('reference: fs.write per 1 MiB chunk, sequential', () => rawWrite(dir, count, recordBytes, MiB));

@@ -96,6 +96,12 @@ const ENTRY_BYTES = 160;
  */
 const RUN_RECORD_BYTES = 88;
 
+/**
+ * The share of memoryBytes values may take; the rest is kept for the bookkeeping of spilled items,
+ * which grows as they accumulate (past it, the newest values move to disk).
+ */
+const VALUE_SHARE = 0.75;
+
 /** Items looked at for one read-ahead batch, so tiny or in-memory items cannot make it scan far. */
 const MAX_READ_AHEAD_ITEMS = 4096;
 
@@ -217,6 +223,9 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
   const operator = (source: Observable<Acked<T>>) =>
     new Observable<Acked<T>>((subscriber) => {
       const { dir, memoryBytes, diskQuotaBytes, windowBytes, readAheadBytes, codec, sizeOf } = settings;
+      // Values are native memory, bookkeeping is JS heap: memory a value frees is not the heap's to
+      // reuse (nor given back to the system at once), so values keep out of the bookkeeping's share.
+      const valueBytesLimit = Math.floor(memoryBytes * VALUE_SHARE);
       if (foldersInUse.has(dir)) {
         subscriber.error(new Error(`${OWNER}: folder ${dir} is already in use by another spool; give each spool its own folder`));
         return;
@@ -299,7 +308,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
       const diskHasRoom = (recordBytes: number) => store.stats.diskBytes + recordBytes <= diskQuotaBytes;
 
       /** Room in memory for a value of `bytes` (its entry already counted). */
-      const memoryHasRoom = (bytes: number) => memoryUsed + indexBytes() + bytes <= memoryBytes;
+      const memoryHasRoom = (bytes: number) => memoryUsed + bytes <= valueBytesLimit && memoryUsed + indexBytes() + bytes <= memoryBytes;
 
       const toMemory = (entry: Entry<T>) => {
         entry.tier = 'memory';
@@ -353,7 +362,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
           }
           const bytes = checkedSize(sizeOf(value), index);
           // Decided with this item's own entry counted.
-          const fitsInMemory = memoryUsed + indexBytes() + ENTRY_BYTES + bytes <= memoryBytes;
+          const fitsInMemory = memoryUsed + bytes <= valueBytesLimit && memoryUsed + indexBytes() + ENTRY_BYTES + bytes <= memoryBytes;
           if (bytes > diskQuotaBytes && !fitsInMemory) {
             enqueueEntry(new Entry(emitted, ack, bytes, value, 'oversized'));
             oversizedItems++;

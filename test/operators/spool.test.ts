@@ -113,6 +113,20 @@ describe('spool', () => {
     expect(harness.lastStats).to.include({ memoryItems: 4, memoryBytes: 40, indexBytes: 4 * 160 + 88, diskItems: 1, spilledItems: 1 });
   });
 
+  it('keeps values to three quarters of memoryBytes, the rest for the bookkeeping of spilled items', async () => {
+    harness = new Harness({ dir, memoryBytes: 4000, windowBytes: 1, diskQuotaBytes: 1 << 20 });
+    harness.push(bytesOf(10, 0)); // emitted at once: the window takes one item
+    for (let i = 1; i <= 4; i++) harness.push(bytesOf(700, i));
+    await until(() => harness!.inputs.every((i) => i.woken), 'every item stored');
+    await tick();
+    // Four 700-byte values would be 2800 + 4 × 160 = 3440 <= 4000, but only 3000 may be values.
+    expect(harness.lastStats).to.include({ memoryItems: 4, memoryBytes: 2800 });
+    harness.push(bytesOf(300, 5));
+    await until(() => harness!.inputs.every((i) => i.woken), 'the fifth stored');
+    await tick();
+    expect(harness.lastStats).to.include({ memoryItems: 4, memoryBytes: 2800, spilledItems: 1 }, '2800 + 300 > 3000: it spills');
+  });
+
   it('moves the newest values in memory to disk when the bookkeeping of spilled items needs the room', async () => {
     harness = new Harness({ dir, memoryBytes: 2000, windowBytes: 1, diskQuotaBytes: 1 << 20 });
     harness.push(bytesOf(10, 0)); // emitted at once: the window takes one item
