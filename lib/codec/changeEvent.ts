@@ -159,6 +159,23 @@ function cachedNameProblem(value: unknown): string | undefined {
   return problem;
 }
 
+/** The schema and table of the last row that passed: rows come in runs of one table. */
+const NONE_YET: unknown = Symbol('none yet');
+const lastValid: { schema: unknown; table: unknown } = { schema: NONE_YET, table: NONE_YET };
+let lastColumnNames: readonly string[] = [];
+
+function rememberValid(field: 'schema' | 'table', value: unknown): string | undefined {
+  const problem = cachedNameProblem(value);
+  if (problem === undefined) lastValid[field] = value;
+  return problem;
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Problem with a uint64 timestamp or version, or undefined. */
 function uint64Problem(value: unknown): string | undefined {
   if (typeof value !== 'bigint') return `must be a bigint, got ${typeof value}`;
@@ -211,8 +228,8 @@ function rowProblem(e: Record<string, unknown>): string | undefined {
     return `op must be 'insert', 'update' or 'delete', got ${JSON.stringify(e.op) ?? 'undefined'}`;
   }
   const first =
-    named('schema', cachedNameProblem(e.schema)) ??
-    named('table', cachedNameProblem(e.table)) ??
+    (e.schema === lastValid.schema ? undefined : named('schema', rememberValid('schema', e.schema))) ??
+    (e.table === lastValid.table ? undefined : named('table', rememberValid('table', e.table))) ??
     named('dispatcherId', cachedNameProblem(e.dispatcherId)) ??
     named('tableVersion', uint64Problem(e.tableVersion)) ??
     named('commitTs', uint64Problem(e.commitTs)) ??
@@ -236,13 +253,16 @@ function columnsProblem(field: string, columns: unknown): string | undefined {
   }
   const names = Object.keys(columns);
   if (names.length === 0) return `${field} must hold at least one column`;
+  // Rows of a table repeat its column names: checked once per distinct list.
+  const known = sameNames(names, lastColumnNames);
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
-    const problem = cachedNameProblem(name);
+    const problem = known ? undefined : cachedNameProblem(name);
     if (problem !== undefined) return `${field} name ${problem}`;
     const valueProblem = columnValueProblem((columns as Record<string, unknown>)[name]);
     if (valueProblem !== undefined) return `${field}.${name} ${valueProblem}`;
   }
+  if (!known) lastColumnNames = names;
   return undefined;
 }
 

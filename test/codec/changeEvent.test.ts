@@ -61,6 +61,19 @@ describe('checkChangeEvent', () => {
     expect(pathNameProblem('a.b c-中😀')).to.equal(undefined);
   });
 
+  it('still checks every name right after a valid row with the same table and columns (names are remembered)', () => {
+    checkChangeEvent(row, 'line 1');
+    refuses({ ...row, schema: '' }, /schema must not be empty/);
+    checkChangeEvent(row, 'line 2');
+    refuses({ ...row, table: 'a/b' }, /table must not contain '\/'/);
+    checkChangeEvent(row, 'line 3');
+    const names = Object.keys(row.columns);
+    const renamed = Object.fromEntries(names.map((name, i) => [i === 0 ? '..' : name, row.columns[name]]));
+    refuses({ ...row, columns: renamed }, /columns name must not contain '\.\.'/);
+    checkChangeEvent(row, 'line 4');
+    refuses({ ...row, schema: undefined }, /schema must be a string/);
+  });
+
   it('refuses timestamps outside uint64 and values of unsupported kinds', () => {
     refuses({ ...row, commitTs: -1n }, 'invalid change event at line 17 (row insert shop.orders commitTs -1): commitTs must be in [0, 2^64-1], got -1');
     refuses({ ...row, commitTs: 1n << 64n }, /commitTs must be in \[0, 2\^64-1\]/);
