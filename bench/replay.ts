@@ -9,13 +9,14 @@
  * Measured: (a) `storageConsumer({ once: true })` from subscribe to complete: discovery, read, decode,
  * apply in one transaction per file with the checkpoint row; (b) baseline: for each table, the same
  * rows as `INSERT INTO t VALUES ?` with 1000 rows per statement through one pooled connection
- * (autocommit). The phases alternate (b, a, b, a...) `repeats` times on fresh databases and the best
- * of each is kept. Target: ratio a/b >= 0.8. The result line is the last stdout line.
+ * (autocommit). The phases alternate (b a, a b, ...) `repeats` times, each on fresh databases with
+ * the other's dropped, and the best of each is kept; progress lines show both phases' CPU time and
+ * the server's. Target: ratio a/b >= 0.8. The result line is the last stdout line.
  *
  * Invariant guarded here: both phases are checked to have written every row (COUNT(*)), and the temp
  * folder, the databases and a server started here are removed whatever happens.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -55,7 +56,7 @@ function rowValues(id: number): [number, string, string, string, string] {
 }
 
 /** The sink layout of `rows` rows over `tables` tables, `rowsPerFile` rows per data file. */
-async function writeLayout(root: string, schema: string, rows: number, tables: number, rowsPerFile: number): Promise<void> {
+export async function writeLayout(root: string, schema: string, rows: number, tables: number, rowsPerFile: number): Promise<void> {
   const storage = new FileStorage(root);
   let commitTs = BASE_TS + 1000n;
   for (let t = 0; t < tables; t++) {
@@ -81,6 +82,24 @@ async function writeLayout(root: string, schema: string, rows: number, tables: n
   await storage.close();
 }
 
+/**
+ * The server's CPU time so far (ms), when it runs on this machine (its pid file is readable), else
+ * NaN: the two phases share 2 cores with the server, so its CPU shows the work apart from waiting.
+ */
+async function serverCpuReader(pool: ReturnType<typeof createMysqlPool>['pool']): Promise<() => number> {
+  try {
+    const [result] = await pool.query('SELECT @@pid_file AS f');
+    const pid = Number(readFileSync((result as Array<{ f: string }>)[0]!.f, 'utf8').trim());
+    return () => {
+      // /proc/<pid>/stat: utime and stime (fields 14, 15) in clock ticks of 10 ms.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    };
+  } catch {
+    return () => NaN;
+  }
+}
+
 async function countRows(pool: ReturnType<typeof createMysqlPool>['pool'], schema: string, tables: number): Promise<number> {
   let total = 0;
   for (let t = 0; t < tables; t++) {
@@ -92,17 +111,20 @@ async function countRows(pool: ReturnType<typeof createMysqlPool>['pool'], schem
 
 /**
  * @param params.rows rows in all (default 1e6); params.tables (default 10); params.rowsPerFile rows
- *   per data file (default 20000); params.repeats runs of each phase, interleaved, best kept (default 2).
+ *   per data file (default 20000); params.repeats runs of each phase, interleaved, best kept (default 2);
+ *   params.concurrency the consumer's applyConcurrency (default 2, its default).
  */
 export async function run(params: BenchParams): Promise<void> {
   const rows = numberParam(params, 'rows', 1_000_000, { min: 1, integer: true });
   const tables = numberParam(params, 'tables', 10, { min: 1, integer: true });
   const rowsPerFile = numberParam(params, 'rowsPerFile', 20_000, { min: 1, integer: true });
   const repeats = numberParam(params, 'repeats', 2, { min: 1, integer: true });
+  const concurrency = numberParam(params, 'concurrency', 2, { min: 1, max: 64, integer: true });
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-replay-'));
   const server = process.env.MYSQL_URL ? undefined : await startMariaDb();
   const url = process.env.MYSQL_URL ?? server!.url;
   const mysql = createMysqlPool(url, { connectionLimit: 2 });
+  const serverCpu = await serverCpuReader(mysql.pool);
   const suffix = `${process.pid}`;
   const replayDb = `bench_replay_${suffix}`;
   const plainDb = `bench_plain_${suffix}`;
@@ -112,13 +134,14 @@ export async function run(params: BenchParams): Promise<void> {
     const root = join(dir, 'cdc');
     await measure('setup: write the sink layout (not part of the result)', () => writeLayout(root, replayDb, rows, tables, rowsPerFile));
 
-    // Interleaved, best of `repeats` each: the machine is shared, so one slow moment should not decide.
-    let replayRate = 0;
-    let plainRate = 0;
-    for (let repeat = 1; repeat <= repeats; repeat++) {
+    const dropAll = async () => {
       for (const db of [replayDb, plainDb, checkpointDb]) await mysql.pool.query(`DROP DATABASE IF EXISTS \`${db}\``);
+    };
+    const runPlain = async (repeat: number) => {
+      await dropAll();
       await mysql.pool.query(`CREATE DATABASE \`${plainDb}\` DEFAULT CHARACTER SET utf8mb4`);
       for (let t = 0; t < tables; t++) await mysql.pool.query(`CREATE TABLE \`${plainDb}\`.t${t} (${CREATE_COLUMNS})`);
+      const cpuBefore = serverCpu();
       const plain = await measure(`(b) plain mysql2 loop, 1000-row INSERTs, run ${repeat}`, async () => {
         const connection = await mysql.pool.getConnection();
         try {
@@ -134,17 +157,41 @@ export async function run(params: BenchParams): Promise<void> {
           connection.release();
         }
       });
+      const serverMs = serverCpu() - cpuBefore;
       const plainRows = await countRows(mysql.pool, plainDb, tables);
       if (plainRows !== rows) throw new Error(`replay: (b) left ${plainRows} of ${rows} rows`);
-      plainRate = Math.max(plainRate, eventsPerSecond(rows, plain.elapsedNs));
-
+      return { rate: eventsPerSecond(rows, plain.elapsedNs), serverMs };
+    };
+    const runReplay = async (repeat: number) => {
+      await dropAll();
+      const cpuBefore = serverCpu();
       const replayed = await measure(`(a) storageConsumer, file:// -> MariaDB, run ${repeat}`, () =>
-        lastValueFrom(storageConsumer({ from: pathToFileURL(root).href, to: url, once: true, checkpointDatabase: checkpointDb, csv: { includeCommitTs: true } }).pipe(toArray())),
+        lastValueFrom(storageConsumer({ from: pathToFileURL(root).href, to: url, once: true, checkpointDatabase: checkpointDb, csv: { includeCommitTs: true }, applyConcurrency: concurrency }).pipe(toArray())),
       );
+      const serverMs = serverCpu() - cpuBefore;
       const replayedRows = await countRows(mysql.pool, replayDb, tables);
       if (replayedRows !== rows) throw new Error(`replay: (a) left ${replayedRows} of ${rows} rows`);
-      replayRate = Math.max(replayRate, eventsPerSecond(rows, replayed.elapsedNs));
-      progress(`run ${repeat}: (a) ${Math.round(eventsPerSecond(rows, replayed.elapsedNs))} rows/s, (b) ${Math.round(eventsPerSecond(rows, plain.elapsedNs))} rows/s`);
+      return { rate: eventsPerSecond(rows, replayed.elapsedNs), serverMs };
+    };
+
+    // Interleaved, best of `repeats` each, the order alternating (b a, a b, ...): the machine is
+    // shared, so one slow moment should not decide, and neither phase always follows the other's
+    // writes. Each phase starts with the other's database dropped (the server's buffer pool is small).
+    let replayRate = 0;
+    let plainRate = 0;
+    for (let repeat = 1; repeat <= repeats; repeat++) {
+      let plain: { rate: number; serverMs: number };
+      let replay: { rate: number; serverMs: number };
+      if (repeat % 2 === 1) {
+        plain = await runPlain(repeat);
+        replay = await runReplay(repeat);
+      } else {
+        replay = await runReplay(repeat);
+        plain = await runPlain(repeat);
+      }
+      plainRate = Math.max(plainRate, plain.rate);
+      replayRate = Math.max(replayRate, replay.rate);
+      progress(`run ${repeat}: (a) ${Math.round(replay.rate)} rows/s, (b) ${Math.round(plain.rate)} rows/s; server cpu (a) ${replay.serverMs} ms, (b) ${plain.serverMs} ms`);
     }
 
     printResult({
@@ -159,6 +206,7 @@ export async function run(params: BenchParams): Promise<void> {
       tables,
       rowsPerFile,
       repeats,
+      concurrency,
       peakRssBytes: peakRssBytes(),
     });
   } finally {

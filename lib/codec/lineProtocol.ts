@@ -209,6 +209,8 @@ interface CompiledTag<T> {
   readonly key: string;
   /** `,escapedKey=` */
   readonly prefix: string;
+  /** `tag "key"` for messages, built once (quoting per record cost more than the line itself). */
+  readonly what: string;
   readonly get: TagExtractor<T>;
 }
 
@@ -217,6 +219,8 @@ interface CompiledField<T> {
   /** `escapedKey=`, with a leading comma for every field but the first written. */
   readonly prefix: string;
   readonly type: FieldType | undefined;
+  /** `field "key"` for messages, built once. */
+  readonly what: string;
   readonly get: (record: T) => FieldValue | null | undefined;
 }
 
@@ -249,18 +253,19 @@ export function lineConverter<T>(options: LineConverterOptions<T>): LineConverte
   const tagEntries = Object.entries(options.tags ?? {}).sort(([a], [b]) => compareKeys(a, b));
   const tags: CompiledTag<T>[] = tagEntries.map(([key, get]) => {
     if (typeof get !== 'function') throw new LineProtocolError(`tag ${quote(key)} needs an extractor function, got ${describe(get)}`);
-    return { key, prefix: `,${escapeKey(key, 'tag key')}=`, get };
+    return { key, prefix: `,${escapeKey(key, 'tag key')}=`, what: `tag ${quote(key)}`, get };
   });
   const fieldEntries = Object.entries(options.fields ?? {});
   if (fieldEntries.length === 0) throw new LineProtocolError('a line converter needs at least one field');
   const fields: CompiledField<T>[] = fieldEntries.map(([key, extractor]) => {
     if (tagEntries.some(([tag]) => tag === key)) throw new LineProtocolError(`${quote(key)} is both a tag and a field; the server would rename one in queries`);
     const escaped = escapeKey(key, 'field key');
-    if (typeof extractor === 'function') return { key, prefix: escaped, type: undefined, get: extractor };
+    const what = `field ${quote(key)}`;
+    if (typeof extractor === 'function') return { key, prefix: escaped, type: undefined, what, get: extractor };
     if (extractor === null || typeof extractor !== 'object' || typeof extractor.get !== 'function' || !FIELD_TYPES.includes(extractor.type)) {
       throw new LineProtocolError(`field ${quote(key)} needs a function or { type: ${FIELD_TYPES.join('|')}, get }, got ${describe(extractor)}`);
     }
-    return { key, prefix: escaped, type: extractor.type, get: extractor.get };
+    return { key, prefix: escaped, type: extractor.type, what, get: extractor.get };
   });
   const timestampOf = options.timestamp;
 
@@ -269,24 +274,34 @@ export function lineConverter<T>(options: LineConverterOptions<T>): LineConverte
     for (const tag of tags) {
       const raw = tag.get(record);
       if (raw === null || raw === undefined || raw === '') continue;
-      line += tag.prefix + escapeTagValue(typeof raw === 'string' ? raw : String(raw), `tag ${quote(tag.key)}`);
+      line += tag.prefix + escapeTagValue(typeof raw === 'string' ? raw : String(raw), tag.what);
     }
     let written = 0;
     for (const field of fields) {
       const value = field.get(record);
       if (value === null || value === undefined) continue;
-      line += (written++ === 0 ? ' ' : ',') + field.prefix + '=' + formatFieldValue(value, `field ${quote(field.key)}`, field.type);
+      line += (written++ === 0 ? ' ' : ',') + field.prefix + '=' + formatFieldValue(value, field.what, field.type);
     }
     if (written === 0) throw new LineProtocolError(`record has no field values (all of ${fields.map((f) => quote(f.key)).join(', ')} are null or undefined)`);
     if (timestampOf !== undefined) {
       const timestamp = timestampOf(record);
       if (timestamp !== undefined) line += ' ' + formatTimestamp(timestamp, precision);
     }
-    return line;
+    return flatten(line);
   };
 }
 
 const FIELD_TYPES: readonly FieldType[] = ['float', 'integer', 'boolean', 'string'];
+
+/**
+ * Returns `line` flattened: `+=` builds a rope of a dozen small heap objects, and a line usually lives
+ * on in a buffer until its batch is written. Reading a character makes V8 copy the rope into one flat
+ * string (~4× less memory per line, less GC, and joins of a batch several times faster).
+ */
+function flatten(line: string): string {
+  line.charCodeAt(0);
+  return line;
+}
 
 /**
  * A point assembled by hand: the compatibility path (one object per point), with the same checks and
@@ -368,7 +383,7 @@ export class Point {
       first = false;
     }
     if (this.#timestamp !== undefined) line += ` ${formatTimestamp(this.#timestamp, precision)}`;
-    return line;
+    return flatten(line);
   }
 }
 

@@ -7,7 +7,7 @@
  * error rolls the transaction back and reaches the caller unchanged; no error message carries the
  * password.
  */
-import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
+import { createPool, format, type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
 import { parseMysqlUri, redactMysqlUri, redactPassword } from './uri.ts';
 
 export interface MysqlPoolOptions {
@@ -48,6 +48,10 @@ export function createMysqlPool(uri: string, options: MysqlPoolOptions = {}): My
   const location = parseMysqlUri(uri);
   const pool = createPool({
     connectTimeout: MYSQL_POOL_DEFAULTS.connectTimeoutMs,
+    // Without values the SQL goes as it is: mysql2's default format scans the whole text for
+    // placeholders even then, which costs about as much as building a multi-row statement.
+    queryFormat: ((sql: string, values: unknown, timezone?: string) =>
+      values === undefined || values === null || (Array.isArray(values) && values.length === 0) ? sql : format(sql, values as Parameters<typeof format>[1], false, timezone as Parameters<typeof format>[3])) as PoolOptions['queryFormat'],
     ...options.mysql2,
     host: location.host,
     port: location.port,

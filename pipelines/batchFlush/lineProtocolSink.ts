@@ -13,10 +13,15 @@
  *   `checkpoint.everyMs`. Lines restored and written again are at most duplicates, which InfluxDB
  *   absorbs (a point is identified by measurement, tags and timestamp).
  * - Memory is bounded: adaptiveBatch holds at most `maxBuffered` waiting lines plus `maxInFlight`
- *   batches; held wakes never exceed what it accepted.
+ *   batches; the wakes of Acked records are also held while the unwritten lines exceed
+ *   `maxBufferedBytes`, so a paced source keeps at most that plus its window in the sink; held wakes
+ *   never exceed what it accepted.
+ * - Per record the sink keeps one object (`AckedEntry`: the line, the source's ack, its own ack
+ *   state) and the flat line string; a record lives until its batch is written, so anything more per
+ *   record is paid again in GC.
  */
 import { asyncScheduler, concat, map, Observable, type ObservableInput, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
-import { bindAck, isAcked, type Ack, type AckHandler, type Acked } from '../../lib/core/ack.ts';
+import { isAcked, type Ack, type Acked } from '../../lib/core/ack.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { fromPaced } from '../../lib/core/paced.ts';
 import { Queue } from '../../lib/core/queue.ts';
@@ -37,11 +42,15 @@ import { LineCheckpoint } from './checkpoint.ts';
 import { InfluxHttpWriter, LineWriteError, StorageLineWriter, type InfluxAuth, type LineWriter, type WriteOutcome } from './lineWriter.ts';
 
 const OWNER = 'lineProtocolSink';
+/** A save starts at once when this many characters of lines are unsaved (smaller segments, synced sooner). */
+const SAVE_CHUNK_CHARS = 256 * 1024;
+/** Saves running at once (each is a put of its own segment). */
+const MAX_SAVES_IN_FLIGHT = 4;
 
 export interface LineSinkBatchOptions {
   /** Smallest batch, in lines. Default 100. */
   minSize?: number;
-  /** Largest batch, in lines. Default 50000. */
+  /** Largest batch, in lines. Default 20000 (bigger batches barely help the server and cost memory). */
   maxSize?: number;
   /** First batch size, in lines. Default 5000. */
   initialSize?: number;
@@ -51,8 +60,15 @@ export interface LineSinkBatchOptions {
   targetLatencyMs?: number;
   /** Writes per AIMD window. Default 3. */
   adjustEvery?: number;
-  /** Lines waiting for a write, at least maxSize. Default 2 × maxSize. */
+  /** Lines waiting for a write, at least maxSize. Default maxSize. */
   maxBuffered?: number;
+  /**
+   * Characters of accepted lines not yet written (waiting, in flight, held), as a memory bound:
+   * beyond it the wakes of Acked records are held until writes catch up. Measured as line length + 1
+   * (a character takes 1 byte in memory for Latin-1 text, 2 otherwise). Give it room for
+   * (maxInFlight + 1) × maxSize lines, or batches get cut by maxDelayMs instead. Default 32 MiB.
+   */
+  maxBufferedBytes?: number;
 }
 
 export interface LineSinkCheckpointOptions {
@@ -108,13 +124,14 @@ export interface LineProtocolSinkOptions<T> {
 export const LINE_SINK_DEFAULTS = Object.freeze({
   precision: 'ms' as Precision,
   minSize: 100,
-  maxSize: 50_000,
+  maxSize: 20_000,
   initialSize: 5000,
   maxDelayMs: 1000,
   targetLatencyMs: 500,
   adjustEvery: 3,
   /** maxBuffered = maxBufferedPerMaxSize × maxSize. */
-  maxBufferedPerMaxSize: 2,
+  maxBufferedPerMaxSize: 1,
+  maxBufferedBytes: 32 * 1024 * 1024,
   maxInFlight: 2,
   gzipAboveBytes: 1024 * 1024,
   requestTimeoutMs: 30_000,
@@ -166,18 +183,79 @@ export class DeadLetterError extends Error {
   }
 }
 
-/** One accepted line and the ack of the record it came from. */
-interface Entry {
+type Letter = { status: number; message: string; stored: string | undefined };
+
+/** One accepted line, of a plain value (nothing to report back). */
+class Entry {
   readonly seq: number;
   readonly line: string;
-  readonly source: Ack | undefined;
+  /** Characters accepted up to and including this line (+1 per line for its newline). */
+  readonly end: number;
   /** Set when the server refused this line. */
-  letter: { status: number; message: string; stored: string | undefined } | undefined;
+  letter: Letter | undefined = undefined;
+
+  constructor(seq: number, line: string, end: number) {
+    this.seq = seq;
+    this.line = line;
+    this.end = end;
+  }
 }
 
-type Item = Entry | Acked<Entry>;
+const PENDING = 0;
+const ENQUEUED = 1;
+const SETTLED = 2;
 
-const entryOf = (item: Item): Entry => ('seq' in item ? item : item.value);
+/**
+ * The line of an Acked record, which is its own `Acked` and `Ack` (value and ack are itself): one
+ * object per record carries the line, the source's ack and the stage state, where a wrapper, a bound
+ * ack and an entry cost three (and GC time, as they live until the batch is written). Stages behave as
+ * `bindAck`'s: each once, `flushed` implies `enqueued`, a settled ack never changes.
+ */
+class AckedEntry extends Entry implements Acked<AckedEntry>, Ack {
+  readonly source: Ack;
+  readonly #stages: EntryStages;
+  #state = PENDING;
+
+  constructor(seq: number, line: string, end: number, source: Ack, stages: EntryStages) {
+    super(seq, line, end);
+    this.source = source;
+    this.#stages = stages;
+  }
+
+  get value(): AckedEntry {
+    return this;
+  }
+
+  get ack(): Ack {
+    return this;
+  }
+
+  enqueued(): void {
+    if (this.#state !== PENDING) return;
+    this.#state = ENQUEUED;
+    this.#stages.enqueued(this);
+  }
+
+  flushed(): void {
+    if (this.#state === SETTLED) return;
+    this.enqueued();
+    this.#state = SETTLED;
+    this.#stages.flushed(this);
+  }
+
+  failed(error: unknown): void {
+    if (this.#state === SETTLED) return;
+    this.#state = SETTLED;
+    this.#stages.failed(this, error);
+  }
+}
+
+/** What the sink does at each stage of a record's line. */
+interface EntryStages {
+  enqueued(entry: AckedEntry): void;
+  flushed(entry: AckedEntry): void;
+  failed(entry: AckedEntry, error: unknown): void;
+}
 
 interface BatchResult {
   requests: number;
@@ -192,7 +270,8 @@ interface Settings<T> {
   toLine: (record: T) => string;
   retry: RetryPolicy;
   maxInFlight: number;
-  batch: Required<Omit<LineSinkBatchOptions, 'maxBuffered'>> & { maxBuffered: number };
+  batch: Required<Omit<LineSinkBatchOptions, 'maxBuffered' | 'maxBufferedBytes'>> & { maxBuffered: number };
+  maxBufferedBytes: number;
   gzipAboveBytes: number;
   requestTimeoutMs: number;
   everyMs: number;
@@ -259,12 +338,18 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       // Sequence numbers in acceptance order; the checkpoint covers (savedThrough, lastSeq] once saved.
       let lastSeq = 0;
       let flushedThrough = 0;
+      // Characters of the lines accepted so far / flushed so far (the byte bound of the buffer).
+      let acceptedChars = 0;
+      let flushedChars = 0;
       let savedThrough = 0;
       let unsaved: string[] = [];
       let unsavedFirstSeq = 1;
-      const held = new Queue<Entry>();
-      let saving: Promise<void> | undefined;
-      let saveAgain = false;
+      const held = new Queue<AckedEntry>();
+      /** Saves under way, in the order they started: savedThrough follows the prefix that is done. */
+      const saves = new Queue<{ lastSeq: number; done: boolean }>();
+      const running = new Set<Promise<void>>();
+      let unsavedChars = 0;
+      let saveQueued = false;
 
       const releaseClosers = () => {
         for (const close of closers.splice(0)) void close().catch(() => undefined);
@@ -275,7 +360,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         closed = true;
         inner?.unsubscribe();
         // Shutdown save: whatever was accepted and not yet saved goes into the checkpoint first.
-        const final = checkpoint === undefined ? Promise.resolve() : save();
+        const final = checkpoint === undefined ? Promise.resolve() : saveAll();
         final
           .catch((saveError: unknown) => {
             if (error === undefined) error = saveError;
@@ -287,65 +372,108 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           });
       };
 
-      /** Wakes held records, in order, that a durable segment now covers. */
+      /**
+       * May the record of `entry` wake its source? When its line is flushed, or in a durable segment (or
+       * there is no checkpoint) and the unflushed lines up to it fit in maxBufferedBytes.
+       */
+      const wakeable = (entry: Entry): boolean =>
+        entry.seq <= flushedThrough ||
+        ((checkpoint === undefined || entry.seq <= savedThrough) && entry.end - flushedChars <= settings.maxBufferedBytes);
+
+      /** Wakes held records, in order, that may wake now. */
       const releaseHeld = () => {
-        while (held.length > 0 && held.peek()!.seq <= Math.max(savedThrough, flushedThrough)) held.shift()!.source!.enqueued();
+        while (held.length > 0 && wakeable(held.peek()!)) held.shift()!.source.enqueued();
       };
 
-      /** Saves unsaved lines as a segment and deletes flushed segments; one run at a time, re-run when asked meanwhile. */
-      const save = (): Promise<void> => {
-        if (saving !== undefined) {
-          saveAgain = true;
-          return saving;
+      /**
+       * Puts the unsaved lines (those not flushed meanwhile) into a new segment, at once. Several saves
+       * run at a time, so a source's next lines are converted while earlier ones are being synced.
+       */
+      const startSave = (): Promise<void> | undefined => {
+        if (unsavedFirstSeq <= flushedThrough && unsaved.length > 0) {
+          // Lines already flushed need no saving.
+          const skip = Math.min(unsaved.length, flushedThrough - unsavedFirstSeq + 1);
+          for (let index = 0; index < skip; index++) unsavedChars -= unsaved[index]!.length + 1;
+          unsaved = unsaved.slice(skip);
+          unsavedFirstSeq += skip;
         }
-        const run = async () => {
-          do {
-            saveAgain = false;
-            // Lines already flushed need no saving.
-            if (unsavedFirstSeq <= flushedThrough) {
-              const skip = Math.min(unsaved.length, flushedThrough - unsavedFirstSeq + 1);
-              unsaved = unsaved.slice(skip);
-              unsavedFirstSeq += skip;
-            }
-            if (unsaved.length > 0) {
-              const lines = unsaved;
-              const firstSeq = unsavedFirstSeq;
-              unsaved = [];
-              unsavedFirstSeq = firstSeq + lines.length;
-              await checkpoint!.save(lines, firstSeq);
-              stats.checkpointSaves++;
-              savedThrough = firstSeq + lines.length - 1;
-            } else {
-              savedThrough = Math.max(savedThrough, unsavedFirstSeq - 1);
-            }
-            releaseHeld();
-            await checkpoint!.release(flushedThrough);
-            report();
-          } while (saveAgain);
-        };
-        saving = run().finally(() => {
-          saving = undefined;
+        if (unsaved.length === 0) {
+          unsavedChars = 0;
+          if (saves.length === 0) savedThrough = Math.max(savedThrough, unsavedFirstSeq - 1);
+          return undefined;
+        }
+        const lines = unsaved;
+        const firstSeq = unsavedFirstSeq;
+        unsaved = [];
+        unsavedChars = 0;
+        unsavedFirstSeq = firstSeq + lines.length;
+        const run = { lastSeq: firstSeq + lines.length - 1, done: false };
+        saves.push(run);
+        const saved = checkpoint!.save(lines, firstSeq).then(() => {
+          run.done = true;
+          stats.checkpointSaves++;
+          while (saves.length > 0 && saves.peek()!.done) savedThrough = saves.shift()!.lastSeq;
+          releaseHeld();
+          requestRelease();
+          // Held wakes wait for lines accepted meanwhile: save them now rather than at the next tick.
+          if (held.length > 0 && unsaved.length > 0) requestSave();
+          report();
         });
-        return saving;
+        running.add(saved);
+        saved.then(
+          () => running.delete(saved),
+          (error: unknown) => {
+            running.delete(saved);
+            finish(error);
+          },
+        );
+        return saved;
       };
 
+      /** Saves what is unsaved and waits for every save under way, then deletes flushed segments. */
+      const saveAll = async (): Promise<void> => {
+        const under = [...running];
+        const last = startSave();
+        await Promise.all(last === undefined ? under : [...under, last]);
+        await checkpoint!.release(flushedThrough);
+        report();
+      };
+
+      /**
+       * Asks for a save: at once when a chunk's worth of lines is unsaved and a save slot is free, else
+       * after the current synchronous burst (a paced source emits its window at once); a save that
+       * completes starts the next one while wakes are held.
+       */
       const requestSave = () => {
         if (closed || checkpoint === undefined) return;
-        save().catch((error: unknown) => finish(error));
+        if (unsavedChars >= SAVE_CHUNK_CHARS && saves.length < MAX_SAVES_IN_FLIGHT) {
+          startSave();
+          return;
+        }
+        if (saveQueued) return;
+        saveQueued = true;
+        queueMicrotask(() => {
+          saveQueued = false;
+          if (!closed && saves.length < MAX_SAVES_IN_FLIGHT) startSave();
+        });
       };
 
-      const handler: AckHandler<Entry> = {
+      /** Deletes the segments whose lines are all flushed (in order, one run at a time). */
+      const requestRelease = () => {
+        if (closed || !checkpoint?.releasable(flushedThrough)) return;
+        checkpoint.release(flushedThrough).then(report, (error: unknown) => finish(error));
+      };
+
+      const stages: EntryStages = {
         enqueued: (entry) => {
-          if (entry.source === undefined) return;
-          if (checkpoint === undefined || entry.seq <= savedThrough || entry.seq <= flushedThrough) {
+          if (held.length === 0 && wakeable(entry)) {
             entry.source.enqueued();
             return;
           }
           held.push(entry);
-          requestSave();
+          if (entry.seq > savedThrough) requestSave();
         },
         flushed: (entry) => {
-          if (entry.source === undefined) return;
           const letter = entry.letter;
           if (letter !== undefined && letter.stored === undefined) {
             entry.source.failed(new DeadLetterError(entry.line, letter.status, letter.message, writer!.target));
@@ -353,20 +481,22 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
             entry.source.flushed();
           }
         },
-        failed: (entry, error) => entry.source?.failed(error),
+        failed: (entry, error) => entry.source.failed(error),
       };
 
-      const accept = (line: string, source: Ack | undefined): Item => {
-        const entry: Entry = { seq: ++lastSeq, line, source, letter: undefined };
+      const accept = (line: string, source: Ack | undefined): Entry => {
+        const seq = ++lastSeq;
         if (checkpoint !== undefined) {
-          if (unsaved.length === 0) unsavedFirstSeq = entry.seq;
+          if (unsaved.length === 0) unsavedFirstSeq = seq;
           unsaved.push(line);
+          unsavedChars += line.length + 1;
         }
-        return source === undefined ? entry : { value: entry, ack: bindAck(handler, entry) };
+        acceptedChars += line.length + 1;
+        return source === undefined ? new Entry(seq, line, acceptedChars) : new AckedEntry(seq, line, acceptedChars, source, stages);
       };
 
       let recordNumber = 0;
-      const convert = (item: T | Acked<T>): Item => {
+      const convert = (item: T | Acked<T>): Entry => {
         recordNumber++;
         const acked = isAcked(item);
         const record = (acked ? item.value : item) as T;
@@ -410,8 +540,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       };
 
       /** Writes a batch; on a rejection, halves it until each refused line stands alone. */
-      const writeBatch = async (items: Item[]): Promise<BatchResult> => {
-        const entries = items.map(entryOf);
+      const writeBatch = async (entries: Entry[]): Promise<BatchResult> => {
         const lines = entries.map((entry) => entry.line);
         let requests = 1;
         const first = await countedWrite(lines);
@@ -440,8 +569,8 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         return { requests, letters };
       };
 
-      const write = (items: Item[]): ObservableInput<BatchResult> =>
-        writeBatch(items).catch((error: unknown) => {
+      const write = (entries: Entry[]): ObservableInput<BatchResult> =>
+        writeBatch(entries).catch((error: unknown) => {
           if (error instanceof LineWriteError && !error.retryable) {
             // No retry or split can fix a wrong db, url or credentials: stop now, keep the checkpoint.
             finish(error);
@@ -450,10 +579,11 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           throw error;
         });
 
-      const onWritten = (batch: WrittenBatch<Item, BatchResult>) => {
+      const onWritten = (batch: WrittenBatch<Entry, BatchResult>) => {
         const result = batch.result!;
-        const last = entryOf(batch.items[batch.items.length - 1]!);
+        const last = batch.items[batch.items.length - 1]!;
         flushedThrough = last.seq;
+        flushedChars = last.end;
         releaseHeld();
         stats.batches++;
         stats.pointsWritten += batch.items.length - result.letters.length;
@@ -472,7 +602,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           const letter = entry.letter!;
           subscriber.next({ kind: 'deadLetter', line: entry.line, status: letter.status, message: letter.message, stored: letter.stored });
         }
-        if (checkpoint?.releasable(flushedThrough)) requestSave();
+        requestRelease();
       };
 
       const onBatchStats = (batchStats: Readonly<AdaptiveBatchStats>) => {
@@ -526,16 +656,16 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       const subscribeInput = (restored: string[]) => {
         report();
         let restoredSeq = 0;
+        let restoredChars = 0;
+        // New lines count after the restored ones, which are written first.
+        for (const line of restored) acceptedChars += line.length + 1;
         const restored$ = fromPaced(restored, { window: settings.batch.maxSize, scheduler }).pipe(
-          map(({ value, ack }): Item => {
-            const entry: Entry = { seq: ++restoredSeq, line: value, source: ack, letter: undefined };
-            return { value: entry, ack: bindAck(handler, entry) };
-          }),
+          map(({ value, ack }): Entry => new AckedEntry(++restoredSeq, value, (restoredChars += value.length + 1), ack, stages)),
         );
         const input$ = restored.length > 0 ? concat(restored$, source.pipe(map(convert))) : source.pipe(map(convert));
         inner = input$
           .pipe(
-            adaptiveBatch<Item, BatchResult>({
+            adaptiveBatch<Entry, BatchResult>({
               write,
               ...settings.batch,
               maxRetries: settings.retry.maxRetries,
@@ -556,7 +686,8 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       const scheduleTick = () => {
         tick = scheduler.schedule(function () {
           if (closed) return;
-          if (unsaved.length > 0 || (checkpoint?.releasable(flushedThrough) ?? false)) requestSave();
+          if (unsaved.length > 0) requestSave();
+          requestRelease();
           this.schedule(undefined, settings.everyMs);
         }, settings.everyMs);
         subscriber.add(tick);
@@ -578,7 +709,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           // Unsubscribed: keep what is unsaved (fire and forget; nobody is listening any more).
           closed = true;
           inner?.unsubscribe();
-          const final = checkpoint === undefined ? Promise.resolve() : save();
+          const final = checkpoint === undefined ? Promise.resolve() : saveAll();
           void final.catch(() => undefined).finally(releaseClosers);
         }
         tick?.unsubscribe();
@@ -693,6 +824,7 @@ function checkOptions<T>(options: LineProtocolSinkOptions<T>): Settings<T> {
       adjustEvery: checkNumber(OWNER, 'batch.adjustEvery', batch.adjustEvery ?? D.adjustEvery, { min: 1, integer: true }),
       maxBuffered: checkNumber(OWNER, 'batch.maxBuffered', batch.maxBuffered ?? D.maxBufferedPerMaxSize * maxSize, { min: maxSize, integer: true }),
     },
+    maxBufferedBytes: checkNumber(OWNER, 'batch.maxBufferedBytes', batch.maxBufferedBytes ?? D.maxBufferedBytes, { min: 1, integer: true, allowInfinity: true }),
     gzipAboveBytes: checkNumber(OWNER, 'gzipAboveBytes', options.gzipAboveBytes ?? D.gzipAboveBytes, { min: 0, allowInfinity: true }),
     requestTimeoutMs: checkNumber(OWNER, 'requestTimeoutMs', options.requestTimeoutMs ?? D.requestTimeoutMs, { min: 1 }),
     everyMs,

@@ -3,9 +3,11 @@
  * exactly once in effect (DESIGN.md flow 2, seed 000).
  *
  * Each round: discover (metadata, schema files, index files; a listing only when something may be
- * new) -> plan (per table version: DDL first, then data files in index order) -> read and decode data
- * files a few ahead (bounded) -> apply each data file in one MySQL transaction together with the
- * table's checkpoint row; each DDL, then its checkpoint row.
+ * new) -> plan (per table version: DDL first, then data files in index order) -> read data files a
+ * few ahead (bounded) and turn them into SQL statements -> apply each data file in one MySQL
+ * transaction together with the table's checkpoint row, files of different tables side by side on
+ * `applyConcurrency` connections (schedule.ts says what waits for what); each DDL, then its
+ * checkpoint row.
  *
  * Invariants guarded here: a row is applied in the transaction that also moves its table's
  * checkpoint past its file, so a crash at any point neither loses nor repeats a row; a table's DDL
@@ -14,9 +16,10 @@
  * line); a file that fails is rolled back whole.
  */
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { asyncScheduler, Observable, type SchedulerLike } from 'rxjs';
 import type { Pool } from 'mysql2/promise';
-import { DecodeError, type DecodedRow, type TableDef } from '../../lib/codec/changeEvent.ts';
+import { DecodeError, type TableDef } from '../../lib/codec/changeEvent.ts';
 import { CSV_DEFAULTS, type CsvOptions } from '../../lib/codec/csv.ts';
 import { decodeSchemaFile, type SchemaFileContent } from '../../lib/codec/schemaFile.ts';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
@@ -28,11 +31,12 @@ import { openStorage } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { CheckpointStore, DDL_STREAM, type Position } from './checkpointStore.ts';
 import { planDdl, type DdlPlan } from './ddl.ts';
-import { decodeDataFile } from './decodeFile.ts';
+import { prepareDataFile } from './decodeFile.ts';
 import { Discovery, type DiscoveryRound } from './discovery.ts';
 import { tableKeyOf, type SchemaFileRef } from './pathKey.ts';
 import { folderDone, planRound, schemaFileDone, type AppliedState, type WorkItem } from './roundPlan.ts';
-import { tableWriter, writeRows, type TableWriter } from './rowWriter.ts';
+import { applyPrepared, tableWriter, type PreparedFile, type TableWriter } from './rowWriter.ts';
+import { ItemScheduler } from './schedule.ts';
 
 export interface StorageConsumerOptions {
   /** The sink's storage: a URI (file://, s3://, azure://, memory://) or an open ExternalStorage (not closed by the consumer). */
@@ -51,10 +55,15 @@ export interface StorageConsumerOptions {
   consumerId?: string;
   /** List the storage at least this often even when the sink's checkpoint did not move (ms). Default 60000. */
   relistIntervalMs?: number;
-  /** Data files read and decoded ahead of the one being applied. Default 4. */
+  /** Data files read and decoded ahead of those being applied. Default 4. */
   prefetchFiles?: number;
-  /** ...and at most this many bytes of them (the file being applied not counted). Default 64 MiB. */
+  /** ...and at most this many bytes of them (the files being applied not counted). Default 64 MiB. */
   prefetchBytes?: number;
+  /**
+   * Files (of different tables) applied at once, each in its own transaction on its own connection;
+   * DDLs keep their order among themselves. Default 2. A URI `to` opens this many connections.
+   */
+  applyConcurrency?: number;
   /** Rows per multi-row statement. Default 1000. */
   maxRowsPerStatement?: number;
   /** Bytes of SQL per statement (keep under the server's max_allowed_packet). Default 4 MiB. */
@@ -72,6 +81,7 @@ export const STORAGE_CONSUMER_DEFAULTS = Object.freeze({
   relistIntervalMs: 60_000,
   prefetchFiles: 4,
   prefetchBytes: 64 * 1024 * 1024,
+  applyConcurrency: 2,
   maxRowsPerStatement: 1000,
   maxStatementBytes: 4 * 1024 * 1024,
   idleStateMs: 600_000,
@@ -100,6 +110,8 @@ export type ConsumerProgress =
     };
 
 const OWNER = 'storageConsumer';
+
+type DataItem = Extract<WorkItem, { kind: 'data' }>;
 
 /** The state of one table (or of a database, table ''). */
 interface TableState {
@@ -132,7 +144,7 @@ export function storageConsumer(options: StorageConsumerOptions): Observable<Con
     const run = async () => {
       const storage = typeof options.from === 'string' ? await openStorage(options.from) : options.from;
       if (typeof options.from === 'string') cleanups.push(() => storage.close());
-      const mysql = typeof options.to === 'string' ? createMysqlPool(options.to, { connectionLimit: 2 }) : undefined;
+      const mysql = typeof options.to === 'string' ? createMysqlPool(options.to, { connectionLimit: settings.applyConcurrency }) : undefined;
       if (mysql) cleanups.push(() => mysql.end());
       const pool = mysql?.pool ?? (options.to as Pool);
       const target = typeof options.to === 'string' ? redactMysqlUri(options.to) : 'the given MySQL pool';
@@ -175,6 +187,7 @@ interface Settings {
   relistIntervalMs: number;
   prefetchFiles: number;
   prefetchBytes: number;
+  applyConcurrency: number;
   maxRowsPerStatement: number;
   maxStatementBytes: number;
   idleStateMs: number;
@@ -217,6 +230,7 @@ function checkOptions(options: StorageConsumerOptions): Settings {
     relistIntervalMs: checkNumber(OWNER, 'relistIntervalMs', options.relistIntervalMs ?? d.relistIntervalMs, { min: 0 }),
     prefetchFiles: checkNumber(OWNER, 'prefetchFiles', options.prefetchFiles ?? d.prefetchFiles, { min: 0, max: 1024, integer: true }),
     prefetchBytes: checkNumber(OWNER, 'prefetchBytes', options.prefetchBytes ?? d.prefetchBytes, { min: 0, integer: true }),
+    applyConcurrency: checkNumber(OWNER, 'applyConcurrency', options.applyConcurrency ?? d.applyConcurrency, { min: 1, max: 64, integer: true }),
     maxRowsPerStatement: checkNumber(OWNER, 'maxRowsPerStatement', options.maxRowsPerStatement ?? d.maxRowsPerStatement, { min: 1, integer: true }),
     maxStatementBytes: checkNumber(OWNER, 'maxStatementBytes', options.maxStatementBytes ?? d.maxStatementBytes, { min: 1024, integer: true }),
     idleStateMs: checkNumber(OWNER, 'idleStateMs', options.idleStateMs ?? d.idleStateMs, { min: 1 }),
@@ -225,15 +239,15 @@ function checkOptions(options: StorageConsumerOptions): Settings {
   };
 }
 
-/** A work item; for a data file, its read and decode, started ahead. */
+/** A data file's read and statements, started ahead; `bytes` counts once it is read (the larger of file and SQL). */
 interface Prefetched {
-  item: WorkItem;
-  result: Promise<DecodedFile> | undefined;
+  result: Promise<DecodedFile>;
   bytes: number;
 }
 
 interface DecodedFile {
-  rows: DecodedRow[];
+  prepared: PreparedFile;
+  writer: TableWriter;
   bytes: number;
 }
 
@@ -336,56 +350,7 @@ class Consumer implements AppliedState {
     // Every schema file the plan needs, checked (checksum) before anything of this round is applied.
     for (const item of plan.items) await this.#definition(item.tableKey, item.tableVersion, schemaByVersion);
 
-    let files = 0;
-    let rows = 0;
-    const queue: Prefetched[] = [];
-    let queuedBytes = 0;
-    let next = 0;
-    const items = plan.items;
-    // Data files are read and decoded ahead, bounded by count and bytes; a DDL waits its turn.
-    const fill = () => {
-      while (next < items.length && queue.length <= this.#settings.prefetchFiles && (queue.length === 0 || queuedBytes < this.#settings.prefetchBytes)) {
-        const item = items[next++]!;
-        const entry: Prefetched = { item, result: undefined, bytes: 0 };
-        if (item.kind === 'data') {
-          entry.result = this.#readDataFile(item, schemaByVersion);
-          entry.result.then(
-            (decoded) => {
-              entry.bytes = decoded.bytes;
-              queuedBytes += decoded.bytes;
-            },
-            () => undefined,
-          );
-        }
-        queue.push(entry);
-      }
-    };
-    try {
-      fill();
-      while (queue.length > 0 && !this.#stopped()) {
-        const entry = queue[0]!;
-        const item = entry.item;
-        if (item.kind === 'ddl') {
-          await this.#applyDdl(item, schemaByVersion);
-        } else {
-          let decoded: DecodedFile;
-          try {
-            decoded = await entry.result!;
-          } catch (error) {
-            this.#settings.metrics?.error('decode');
-            throw error;
-          }
-          rows += await this.#applyData(item, decoded, schemaByVersion);
-        }
-        queue.shift();
-        queuedBytes -= entry.bytes;
-        files++;
-        fill();
-      }
-    } finally {
-      // Read-ahead that will not be applied (stopped, failed) must not leave rejections unhandled.
-      for (const entry of queue) entry.result?.catch(() => undefined);
-    }
+    const { files, rows } = await this.#applyItems(plan.items, schemaByVersion);
     this.#reclaimIdle();
 
     const sinkTs = discovered.sinkCheckpointTs;
@@ -405,6 +370,92 @@ class Consumer implements AppliedState {
       waiting: plan.missingSchema.length,
       calls: discovered.calls,
     });
+  }
+
+  /**
+   * Runs a round's items, up to `applyConcurrency` at once (see schedule.ts for what waits for what),
+   * with data files read and turned into statements ahead, bounded by `prefetchFiles` and
+   * `prefetchBytes`. On an error nothing new starts; those running finish (each commits whole or
+   * not at all) and the first error is thrown.
+   */
+  async #applyItems(items: readonly WorkItem[], schemaByVersion: Map<string, SchemaFileRef>): Promise<{ files: number; rows: number }> {
+    const settings = this.#settings;
+    const barrier = (item: WorkItem) => item.kind === 'ddl' && (item.ref.table === undefined || this.#tables.get(item.tableKey)?.defs.get(item.tableVersion)?.content.ddlType === 'RENAME TABLE');
+    const scheduler = new ItemScheduler(items, barrier);
+    const ahead = new Map<WorkItem, Prefetched>();
+    let aheadBytes = 0;
+    const running = new Map<WorkItem, Promise<void>>();
+    let files = 0;
+    let rows = 0;
+    let failure: { error: unknown } | undefined;
+
+    const readAhead = (item: WorkItem): Prefetched => {
+      const entry: Prefetched = { result: this.#readDataFile(item as DataItem, schemaByVersion), bytes: 0 };
+      entry.result.then(
+        (decoded) => {
+          if (ahead.get(item) !== entry) return;
+          entry.bytes = decoded.bytes;
+          aheadBytes += decoded.bytes;
+        },
+        () => undefined, // reported when its turn comes
+      );
+      ahead.set(item, entry);
+      return entry;
+    };
+    const fill = () => {
+      const candidates = scheduler.upcoming([...running.keys()], settings.prefetchFiles);
+      for (const item of candidates) {
+        if (ahead.size >= settings.prefetchFiles || (ahead.size > 0 && aheadBytes >= settings.prefetchBytes)) break;
+        if (!ahead.has(item)) readAhead(item);
+      }
+    };
+    const run = async (item: WorkItem) => {
+      if (item.kind === 'ddl') {
+        await this.#applyDdl(item, schemaByVersion);
+        return;
+      }
+      const entry = ahead.get(item) ?? readAhead(item);
+      let decoded: DecodedFile;
+      try {
+        decoded = await entry.result;
+      } catch (error) {
+        settings.metrics?.error('decode');
+        throw error;
+      } finally {
+        ahead.delete(item);
+        aheadBytes -= entry.bytes;
+      }
+      // Not `rows += await ...`: that reads `rows` before the wait, and other files finish meanwhile.
+      const applied = await this.#applyData(item, decoded);
+      rows += applied;
+    };
+
+    try {
+      for (;;) {
+        while (failure === undefined && !this.#stopped() && running.size < settings.applyConcurrency) {
+          const item = scheduler.next([...running.keys()]);
+          if (item === undefined) break;
+          const done = run(item).then(
+            () => {
+              files++;
+            },
+            (error: unknown) => {
+              failure ??= { error };
+            },
+          );
+          running.set(item, done.finally(() => running.delete(item)));
+        }
+        if (failure === undefined && !this.#stopped()) fill();
+        if (running.size === 0) break;
+        await Promise.race(running.values());
+      }
+    } finally {
+      // Read-ahead that will not be applied (stopped, failed) must not leave rejections unhandled.
+      for (const entry of ahead.values()) entry.result.catch(() => undefined);
+    }
+    if (failure !== undefined) throw failure.error;
+    if (!scheduler.allStarted && !this.#stopped()) throw new Error('storageConsumer: a round ended with work not started (a scheduling bug)');
+    return { files, rows };
   }
 
   /** The definition (and schema file content) of a table version, read and checked once. */
@@ -430,31 +481,29 @@ class Consumer implements AppliedState {
     return entry;
   }
 
-  async #readDataFile(item: Extract<WorkItem, { kind: 'data' }>, schemaByVersion: Map<string, SchemaFileRef>): Promise<DecodedFile> {
-    const { def, content } = await this.#definition(item.tableKey, item.tableVersion, schemaByVersion);
+  /** The file read and turned into statements of its table version (a turn of the event loop between slices). */
+  async #readDataFile(item: DataItem, schemaByVersion: Map<string, SchemaFileRef>): Promise<DecodedFile> {
+    const definition = await this.#definition(item.tableKey, item.tableVersion, schemaByVersion);
+    const { def, content } = definition;
     if (def === undefined) throw new DecodeError(item.path, `the schema file of table version ${item.tableVersion} has no columns (${content.ddlType ?? 'no DDL'}), so its data files cannot be decoded`);
+    definition.writer ??= tableWriter(def, schemaByVersion.get(`${item.tableKey}@${item.tableVersion}`)?.path ?? item.tableKey);
+    const writer = definition.writer;
     const bytes = await this.#storage.get(item.path);
     if (bytes === undefined) throw new DecodeError(item.path, `the data file is missing, but ${item.folder.indexPath} names a data file at or after it`);
-    return { rows: decodeDataFile(bytes, item.path, def, this.#settings.csv), bytes: bytes.byteLength };
+    const prepared = await prepareDataFile(bytes, item.path, writer, this.#settings.csv, this.#settings, () => nextTurn());
+    return { prepared, writer, bytes: Math.max(bytes.byteLength, prepared.sqlChars) };
   }
 
-  async #applyData(item: Extract<WorkItem, { kind: 'data' }>, decoded: DecodedFile, schemaByVersion: Map<string, SchemaFileRef>): Promise<number> {
+  async #applyData(item: DataItem, decoded: DecodedFile): Promise<number> {
     const state = this.#state(item.tableKey);
-    const definition = await this.#definition(item.tableKey, item.tableVersion, schemaByVersion);
-    let writer = definition.writer;
-    if (!writer) writer = definition.writer = tableWriter(definition.def!, schemaByVersion.get(`${item.tableKey}@${item.tableVersion}`)?.path ?? item.tableKey);
+    const writer = decoded.writer;
     const before = state.streams.get(item.stream);
     const started = performance.now();
     const { schema, table } = item.folder;
     let result;
     try {
       result = await withTransaction(this.#pool, async (connection) => {
-        const written = await writeRows(connection, writer, decoded.rows, {
-          path: item.path,
-          skipBelowTs: before?.commitTs,
-          maxRowsPerStatement: this.#settings.maxRowsPerStatement,
-          maxStatementBytes: this.#settings.maxStatementBytes,
-        });
+        const written = await applyPrepared(connection, writer, decoded.prepared, { path: item.path, skipBelowTs: before?.commitTs });
         // Rows of a version are never older than it: without commit ts in the file (csv default) the version stands in.
         let commitTs = before?.commitTs !== undefined && before.commitTs > item.tableVersion ? before.commitTs : item.tableVersion;
         if (written.maxCommitTs !== undefined && written.maxCommitTs > commitTs) commitTs = written.maxCommitTs;

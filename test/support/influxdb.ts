@@ -18,6 +18,8 @@ const INFLUXD = '/usr/bin/influxd';
 export interface InfluxDbService {
   /** http://127.0.0.1:PORT */
   url: string;
+  /** The influxd process we started (undefined for an INFLUX_URL server): benches read its CPU time. */
+  pid?: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -107,7 +109,7 @@ export async function startInfluxDb(timeoutMs = 20_000): Promise<InfluxDbService
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { url, stop };
+  return { url, pid: child.pid, stop };
 }
 
 let shared: Promise<InfluxDbService> | undefined;

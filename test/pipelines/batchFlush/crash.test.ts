@@ -9,7 +9,7 @@ import { freshInfluxDatabase, influxQuery, sharedInfluxDb, type InfluxDbService 
 import { serviceOrSkip } from '../../support/services.ts';
 
 const CHILD = fileURLToPath(new URL('./crashWriter.ts', import.meta.url));
-const TOTAL = 30_000;
+const TOTAL = 60_000;
 const KILLS = 3;
 
 /** The highest id the writer logged as woken (enqueued), -1 when none. */
@@ -49,7 +49,7 @@ describe('lineProtocolSink: SIGKILL at random points loses nothing woken', funct
   /** Checkpoint segments on disk (a put cut by SIGKILL leaves a temp file, which is never read). */
   const segments = () => {
     try {
-      return readdirSync(join(dir, 'checkpoint', 'lines-checkpoint')).filter((name) => name.endsWith('.json'));
+      return readdirSync(join(dir, 'checkpoint', 'lines-checkpoint')).filter((name) => name.endsWith('.ckpt'));
     } catch {
       return [];
     }
@@ -78,9 +78,12 @@ describe('lineProtocolSink: SIGKILL at random points loses nothing woken', funct
     let from = 0;
     for (let kill = 0; kill < KILLS; kill++) {
       const writer = spawnWriter(db, from);
-      // tsx needs ~0.5 s to start; the kill lands somewhere in the writing after that.
-      const delay = 900 + Math.floor(Math.random() * 1200);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      // The kill lands at a random point of the writing: once 2000 to 10 000 more records were
+      // woken (whatever the machine's speed, never after the writer is done).
+      const target = from + 2000 + Math.floor(Math.random() * 8000);
+      let running = true;
+      void writer.exited.then(() => (running = false));
+      while (running && lastWoken(join(dir, 'woken.log')) < target) await new Promise((resolve) => setTimeout(resolve, 10));
       writer.child.kill('SIGKILL');
       const { signal } = await writer.exited;
       if (segments().length > 0) killsWithCheckpoint++;

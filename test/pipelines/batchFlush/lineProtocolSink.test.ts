@@ -36,6 +36,30 @@ async function fakeInflux(answer: (lines: string[]) => { status: number; error?:
   };
 }
 
+/** A fake /write endpoint answering 204 after `delayMs`, handing each body's lines to `seen` first. */
+async function fakeInfluxDelayed(delayMs: number, seen: (lines: string[]) => void) {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      setTimeout(() => {
+        seen(Buffer.concat(chunks).toString('utf8').split('\n'));
+        res.writeHead(204);
+        res.end();
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** A storage whose puts wait `delayMs`, recording when each finished. */
 function slowStorage(inner: ExternalStorage, delayMs: number): ExternalStorage & { savedLines: Set<string> } {
   const savedLines = new Set<string>();
@@ -44,7 +68,10 @@ function slowStorage(inner: ExternalStorage, delayMs: number): ExternalStorage &
     put: async (key: string, data: Uint8Array) => {
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       await inner.put(key, data);
-      for (const line of (JSON.parse(Buffer.from(data).toString('utf8')) as { lines: string[] }).lines) savedLines.add(line);
+      // A v2 segment: a JSON header line, then the lines (these test lines hold no newline).
+      const [header, ...saved] = Buffer.from(data).toString('utf8').split('\n');
+      expect((JSON.parse(header!) as { lines: number }).lines).to.equal(saved.length);
+      for (const line of saved) savedLines.add(line);
     },
     list: (prefix: string) => inner.list(prefix),
     get: (key: string) => inner.get(key),
@@ -199,6 +226,48 @@ describe('lineProtocolSink (fake server)', () => {
     }
   });
 
+  it('holds wakes while the unwritten lines exceed maxBufferedBytes', async () => {
+    // A slow server: each write takes 30 ms, so a source with a window of 500 would run far ahead.
+    const written = new Set<string>();
+    let unwrittenWoken = 0;
+    let worst = 0;
+    const charsOf = (line: string) => line.length + 1;
+    const delayed = await fakeInfluxDelayed(30, (lines) => {
+      for (const line of lines) written.add(line);
+    });
+    try {
+      await lastValueFrom(
+        fromPaced(lines(400), { window: 500 }).pipe(
+          map(({ value, ack }) => ({
+            value,
+            ack: createAck({
+              onEnqueued: () => {
+                unwrittenWoken += charsOf(value);
+                worst = Math.max(worst, unwrittenWoken);
+                ack.enqueued();
+              },
+              onFlushed: () => {
+                unwrittenWoken -= charsOf(value);
+                ack.flushed();
+              },
+            }),
+          })),
+          lineProtocolSink<string>({
+            url: delayed.url,
+            db: 'd',
+            maxInFlight: 2,
+            batch: { minSize: 10, maxSize: 20, initialSize: 20, maxBufferedBytes: 600, maxDelayMs: 5 },
+          }),
+        ),
+        { defaultValue: undefined },
+      );
+      expect(written.size).to.equal(400);
+      expect(worst, 'characters of lines woken and not yet written').to.be.at.most(600).and.above(300);
+    } finally {
+      await delayed.close();
+    }
+  });
+
   it('checks its options when created, naming the option', () => {
     expect(() => lineProtocolSink({ url: 'ftp://x', db: 'd' })).to.throw(InvalidOptionError, /option url/);
     expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'a/b' })).to.throw(InvalidOptionError, /option db/);
@@ -206,5 +275,6 @@ describe('lineProtocolSink (fake server)', () => {
     expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'd', batch: { minSize: 10, maxSize: 5 } })).to.throw(InvalidOptionError, /batch.maxSize/);
     expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'd', checkpoint: {} })).to.throw(InvalidOptionError, /exactly one of dir/);
     expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'd', retry: { maxRetries: -1 } })).to.throw(InvalidOptionError, /maxRetries/);
+    expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'd', batch: { maxBufferedBytes: 0 } })).to.throw(InvalidOptionError, /maxBufferedBytes/);
   });
 });

@@ -1,0 +1,180 @@
+/**
+ * The statements path: csv straight to SQL (csvStatements.ts) must equal decoding rows and
+ * formatting them (the general path), take exactly what it takes, and report the same errors;
+ * applyPrepared drops rows below the applied commit ts; the scheduler's rules hold.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { PoolConnection } from 'mysql2/promise';
+import type { RowChange, TableDef } from '../../../lib/codec/changeEvent.ts';
+import { decodeCsvRows, encodeCsvRows } from '../../../lib/codec/csv.ts';
+import { prepareCsvStatements } from '../../../pipelines/storageConsumer/csvStatements.ts';
+import { decodeDataFile, prepareDataFile } from '../../../pipelines/storageConsumer/decodeFile.ts';
+import { applyPrepared, prepareRows, tableWriter, type PreparedFile } from '../../../pipelines/storageConsumer/rowWriter.ts';
+import { ItemScheduler } from '../../../pipelines/storageConsumer/schedule.ts';
+
+const TABLE: TableDef = {
+  schema: 'db',
+  table: 'all',
+  version: 1n,
+  columns: [
+    { name: 'id', type: 'INT', primaryKey: true, nullable: false },
+    { name: 'k', type: 'VARCHAR', precision: 16, primaryKey: true, nullable: false },
+    { name: 'u', type: 'BIGINT', unsigned: true },
+    { name: 'f', type: 'DOUBLE' },
+    { name: 'r', type: 'FLOAT' },
+    { name: 'd', type: 'DECIMAL', precision: 30, scale: 5 },
+    { name: 's', type: 'TEXT' },
+    { name: 'b', type: 'BLOB' },
+    { name: 'bits', type: 'BIT', precision: 8 },
+    { name: 'e', type: 'ENUM', elems: ['a', 'b,c'] },
+    { name: 'dt', type: 'DATETIME' },
+  ],
+};
+const LIMITS = { maxRowsPerStatement: 7, maxStatementBytes: 4096 };
+const CSV = { includeCommitTs: true, outputOldValue: false };
+
+const nullable = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: null, freq: 5 });
+const rowArb = fc.record({
+  op: fc.constantFrom('insert' as const, 'update' as const, 'delete' as const),
+  ts: fc.bigInt(1n, (1n << 64n) - 1n),
+  columns: fc.record({
+    id: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    k: fc.string({ unit: 'grapheme', maxLength: 6 }),
+    u: nullable(fc.bigInt(0n, (1n << 64n) - 1n)),
+    f: nullable(fc.double({ noNaN: true, noDefaultInfinity: true })),
+    r: nullable(fc.float({ noNaN: true, noDefaultInfinity: true })),
+    d: nullable(fc.tuple(fc.bigInt(-(10n ** 20n), 10n ** 20n), fc.integer({ min: 0, max: 99999 })).map(([i, f]) => `${i}.${String(f).padStart(5, '0')}`)),
+    s: nullable(fc.oneof(fc.string({ unit: 'grapheme' }), fc.constantFrom('\\N', '"', '""', ',', '\r\n', "'\\", '\u0000\u001a'))),
+    b: nullable(fc.uint8Array({ maxLength: 12 })),
+    bits: nullable(fc.bigInt(0n, 255n)),
+    e: nullable(fc.constantFrom('a', 'b,c')),
+    dt: nullable(fc.constant('2024-05-01 12:00:00')),
+  }),
+});
+
+type RowSpec = typeof rowArb extends fc.Arbitrary<infer T> ? T : never;
+
+function rowsOf(specs: RowSpec[]): RowChange[] {
+  return specs.map(({ op, ts, columns }) => ({ kind: 'row', op, schema: 'db', table: 'all', tableVersion: 1n, commitTs: ts, dispatcherId: 'd', columns }));
+}
+
+function drain(text: string): PreparedFile | undefined {
+  const steps = prepareCsvStatements(text, tableWriter(TABLE, 'schema'), CSV, LIMITS);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+const shape = (file: PreparedFile) => ({
+  rows: file.rows,
+  maxTs: file.maxTs,
+  statements: file.statements.map((s) => ({ kind: s.kind, sql: s.sql, records: [...s.records], ts: s.ts && [...s.ts], parts: [...s.starts].map((start, i) => s.sql.slice(start, s.ends[i])) })),
+});
+
+describe('storageConsumer statements', () => {
+  it('csv straight to SQL equals decoding rows and formatting them, for every column type (property)', () => {
+    fc.assert(
+      fc.property(fc.array(rowArb, { maxLength: 30 }), (specs) => {
+        const text = encodeCsvRows(rowsOf(specs), TABLE, CSV);
+        const fast = drain(text);
+        expect(fast, 'the fast path takes what the encoder writes').to.not.equal(undefined);
+        const general = prepareRows(tableWriter(TABLE, 'schema'), decodeCsvRows(text, TABLE, CSV), 'x', LIMITS);
+        expect(shape(fast!)).to.deep.equal(shape(general));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a malformed or foreign file gets the same DecodeError as the general decoder (file and line)', async () => {
+    const good = encodeCsvRows(rowsOf(fc.sample(rowArb, { numRuns: 5, seed: 3 })), TABLE, CSV);
+    const lines = good.split('\r\n');
+    const cases = [
+      good.slice(0, -1), // truncated: no CRLF at the end
+      good.replace('"I"', '"X"').replace('"U"', '"X"').replace('"D"', '"X"'),
+      `${lines[0]}\r\n${lines[1]!.replace(',"all",', ',"other",')}\r\n`,
+      `${lines[0]}\r\n${lines[1]},1\r\n`, // one field too many
+      `${lines[0]}\r\n"I","all","db",5,notanint,"k",\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N\r\n`,
+      `"I","all","db",18446744073709551616,1,"k",\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N\r\n`,
+      `"I","all","db",5,1,"k",\\N,\\N,\\N,\\N,\\N,"!!notbase64",\\N,\\N,\\N\r\n`,
+      `"I","all","db",5,1,"k",\\N,\\N,\\N,"1.2.3",\\N,\\N,\\N,\\N,\\N\r\n`,
+      `"I","all","db",5,1,"k",\\N,\\N,\\N,\\N,"unterminated\r\n`,
+    ];
+    const writer = tableWriter(TABLE, 'schema');
+    for (const text of cases) {
+      const bytes = new TextEncoder().encode(text);
+      let expected: unknown;
+      try {
+        decodeDataFile(bytes, 'db/all/1/CDC000001.csv', TABLE, CSV);
+      } catch (error) {
+        expected = error;
+      }
+      expect(expected, JSON.stringify(text)).to.be.instanceOf(Error);
+      expect(drain(text), JSON.stringify(text)).to.equal(undefined);
+      let actual: unknown;
+      try {
+        await prepareDataFile(bytes, 'db/all/1/CDC000001.csv', writer, CSV, LIMITS);
+      } catch (error) {
+        actual = error;
+      }
+      expect((actual as Error).message).to.equal((expected as Error).message).and.contain('db/all/1/CDC000001.csv');
+    }
+  });
+
+  it('applyPrepared drops the rows below the applied commit ts and counts them once per record', async () => {
+    const table = { ...TABLE, columns: TABLE.columns.slice(0, 2) };
+    const writer = tableWriter(table, 'schema');
+    const row = (op: RowChange['op'], ts: bigint, id: number, old?: number): RowChange => ({
+      kind: 'row', op, schema: 'db', table: 'all', tableVersion: 1n, commitTs: ts, dispatcherId: 'd', columns: { id, k: 'x' }, ...(old === undefined ? {} : { oldColumns: { id: old, k: 'x' } }),
+    });
+    // An update that moves its key is two parts (delete old key, upsert) of one record.
+    const rows = [row('insert', 10n, 1), row('update', 20n, 3, 2), row('insert', 30n, 4), row('delete', 40n, 1)];
+    const file = prepareRows(writer, decodeCsvRows(encodeCsvRows(rows, table, { includeCommitTs: true, outputOldValue: true }), table, { includeCommitTs: true, outputOldValue: true }), 'f', { maxRowsPerStatement: 100, maxStatementBytes: 1 << 20 });
+    const sent: string[] = [];
+    const connection = { query: async (sql: string) => (sent.push(sql), [{}]) } as unknown as PoolConnection;
+    const result = await applyPrepared(connection, writer, file, { path: 'f', skipBelowTs: 30n });
+    expect(result).to.deep.include({ applied: 2, skipped: 2, maxCommitTs: 40n });
+    expect(sent).to.deep.equal(['INSERT INTO `db`.`all` (`id`, `k`) VALUES (4, \'x\') ON DUPLICATE KEY UPDATE `id` = `id`', 'DELETE FROM `db`.`all` WHERE (`id`, `k`) IN ((1, \'x\'))']);
+    sent.length = 0;
+    expect(await applyPrepared(connection, writer, file, { path: 'f', skipBelowTs: 50n })).to.deep.include({ applied: 0, skipped: 4, maxCommitTs: undefined });
+    expect(sent).to.deep.equal([]);
+  });
+
+  it('the scheduler: one item per table at a time, DDLs in order, barriers alone, data of other tables side by side', () => {
+    type Item = { kind: 'ddl' | 'data'; tableKey: string; name: string; barrier?: boolean };
+    const items: Item[] = [
+      { kind: 'ddl', tableKey: 'a', name: 'ddl a' },
+      { kind: 'data', tableKey: 'a', name: 'a0' },
+      { kind: 'data', tableKey: 'a', name: 'a1' },
+      { kind: 'ddl', tableKey: 'b', name: 'ddl b' },
+      { kind: 'data', tableKey: 'b', name: 'b0' },
+      { kind: 'ddl', tableKey: 'db/', name: 'drop db', barrier: true },
+      { kind: 'data', tableKey: 'c', name: 'c0' },
+    ];
+    const scheduler = new ItemScheduler(items, (item) => item.barrier === true);
+    const names = (list: Array<Item | undefined>) => list.map((i) => i?.name);
+    const running: Item[] = [];
+    const start = () => {
+      const item = scheduler.next(running);
+      if (item) running.push(item);
+      return item;
+    };
+    const finish = (name: string) => running.splice(running.findIndex((i) => i.name === name), 1);
+    expect(names([start(), start()])).to.deep.equal(['ddl a', undefined]); // a's data waits for a's DDL; b's DDL for a's
+    expect(names(scheduler.upcoming(running, 4))).to.deep.equal(['a0', 'b0']);
+    finish('ddl a');
+    expect(names([start(), start(), start()])).to.deep.equal(['a0', 'ddl b', undefined]);
+    finish('ddl b');
+    expect(names([start(), start()])).to.deep.equal(['b0', undefined]); // a1 waits for a0
+    finish('a0');
+    expect(names([start()])).to.deep.equal(['a1']);
+    expect(names([start()])).to.deep.equal([undefined]); // the barrier waits for a1 and b0 to finish
+    finish('a1');
+    finish('b0');
+    expect(names([start(), start()])).to.deep.equal(['drop db', undefined]); // alone; c0 after it
+    finish('drop db');
+    expect(names([start()])).to.deep.equal(['c0']);
+    expect(scheduler.allStarted).to.equal(true);
+  });
+});
