@@ -20,6 +20,7 @@ import { TableRegistry } from './tableRegistry.ts';
 const OWNER = 'createRowEncoder';
 const CRLF = '\r\n';
 const DAY_MS = 86_400_000;
+const LF = 0x0a;
 const DATE_SEPARATORS: ReadonlySet<string> = new Set(['none', 'year', 'month', 'day']);
 
 export type RowProtocol = 'csv' | 'canal-json';
@@ -126,6 +127,10 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
       lastFolder = folder;
     }
     const text = encodeText(event);
+    // Reading a character flattens the text now, while it is young: built by concatenation it is a
+    // tree of dozens of small strings, which every collection would copy while the row waits for
+    // its file (measured: 471 B per csv row of ~200 B as a tree, 235 B flat).
+    if (text.charCodeAt(text.length - 1) !== LF) throw new Error(`${OWNER}: an encoded row must end with a line break`);
     return { kind: 'row', folder, dispatcherId: event.dispatcherId, text, bytes: Buffer.byteLength(text, 'utf8') };
   };
 }
