@@ -161,7 +161,6 @@ export class LineCheckpoint {
   /** Saves `lines` (sequence numbers firstSeq, firstSeq+1, ...) as one new segment. */
   async save(lines: readonly string[], firstSeq: number): Promise<void> {
     if (lines.length === 0) return;
-    const key = `${this.#prefix}/${this.#run}-${String(++this.#segments).padStart(10, '0')}${SEGMENT_SUFFIX}`;
     let quoted: number[] | undefined;
     let body = lines;
     for (let index = 0; index < lines.length; index++) {
@@ -173,17 +172,29 @@ export class LineCheckpoint {
       quoted.push(index);
       (body as string[])[index] = JSON.stringify(lines[index]);
     }
-    const header: SegmentHeader = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...this.#identity, lines: lines.length, ...(quoted ? { quoted } : {}) };
+    await this.saveBody([Buffer.from(body.join('\n'), 'utf8')], lines.length, quoted, firstSeq);
+  }
+
+  /**
+   * Saves `count` lines (sequence numbers firstSeq, ...) given as the UTF-8 body of a v2 segment:
+   * `parts` concatenated are the lines joined by '\n', those at the `quoted` indexes JSON-quoted.
+   * The parts are copied before this returns (the caller may reuse their memory).
+   */
+  async saveBody(parts: readonly Buffer[], count: number, quoted: number[] | undefined, firstSeq: number): Promise<void> {
+    if (count === 0) return;
+    const key = `${this.#prefix}/${this.#run}-${String(++this.#segments).padStart(10, '0')}${SEGMENT_SUFFIX}`;
+    const header: SegmentHeader = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...this.#identity, lines: count, ...(quoted ? { quoted } : {}) };
+    const data = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, 'utf8'), ...parts]);
     // Listed before the put, so concurrent saves keep their order; deleted only once durable.
-    const segment: LiveSegment = { key, lastSeq: firstSeq + lines.length - 1, count: lines.length, durable: false };
+    const segment: LiveSegment = { key, lastSeq: firstSeq + count - 1, count, durable: false };
     this.#live.push(segment);
-    this.#savedLines += lines.length;
+    this.#savedLines += count;
     try {
-      await this.#storage.put(key, Buffer.from(`${JSON.stringify(header)}\n${body.join('\n')}`, 'utf8'));
+      await this.#storage.put(key, data);
     } catch (error) {
       // Not written: drop it from the list (a later release must not wait for it forever).
       this.#live.splice(this.#live.indexOf(segment), 1);
-      this.#savedLines -= lines.length;
+      this.#savedLines -= count;
       throw error;
     }
     segment.durable = true;

@@ -16,9 +16,11 @@
  *   batches; the wakes of Acked records are also held while the unwritten lines exceed
  *   `maxBufferedBytes`, so a paced source keeps at most that plus its window in the sink; held wakes
  *   never exceed what it accepted.
- * - Per record the sink keeps one object (`AckedEntry`: the line, the source's ack, its own ack
- *   state) and the flat line string; a record lives until its batch is written, so anything more per
- *   record is paid again in GC.
+ * - Per record the sink keeps on the JS heap at most one small object (`AckedEntry`: the line's
+ *   number, the source's ack, its own ack state; a plain value's item is just its number); the line
+ *   itself is encoded once into the off-heap `LineArena`, whose bytes are both the write body and the
+ *   checkpoint segment. A record lives until its batch is written, so anything more per record on the
+ *   heap is paid again in GC.
  */
 import { asyncScheduler, concat, map, Observable, type ObservableInput, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { isAcked, type Ack, type Acked } from '../../lib/core/ack.ts';
@@ -34,16 +36,17 @@ import {
   type Point,
   type Precision,
 } from '../../lib/codec/lineProtocol.ts';
-import { adaptiveBatchMetrics, lineProtocolSinkMetrics, type AnyRegistry } from '../../lib/metrics/index.ts';
+import { adaptiveBatchMetrics, lineProtocolSinkMetrics, type AnyRegistry, type LineSinkStatsLike } from '../../lib/metrics/index.ts';
 import { FileStorage, openStorage } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { adaptiveBatch, type AdaptiveBatchStats, type WrittenBatch } from '../../operators/adaptiveBatch.ts';
 import { LineCheckpoint } from './checkpoint.ts';
+import { LineArena } from './lineArena.ts';
 import { InfluxHttpWriter, LineWriteError, StorageLineWriter, type InfluxAuth, type LineWriter, type WriteOutcome } from './lineWriter.ts';
 
 const OWNER = 'lineProtocolSink';
-/** A save starts at once when this many characters of lines are unsaved (smaller segments, synced sooner). */
-const SAVE_CHUNK_CHARS = 256 * 1024;
+/** A save starts at once when this many bytes of lines are unsaved (smaller segments, synced sooner). */
+const SAVE_CHUNK_BYTES = 1024 * 1024;
 /** Saves running at once (each is a put of its own segment). */
 const MAX_SAVES_IN_FLIGHT = 4;
 
@@ -63,9 +66,9 @@ export interface LineSinkBatchOptions {
   /** Lines waiting for a write, at least maxSize. Default maxSize. */
   maxBuffered?: number;
   /**
-   * Characters of accepted lines not yet written (waiting, in flight, held), as a memory bound:
-   * beyond it the wakes of Acked records are held until writes catch up. Measured as line length + 1
-   * (a character takes 1 byte in memory for Latin-1 text, 2 otherwise). Give it room for
+   * Bytes of accepted lines not yet written (waiting, in flight, held), as a memory bound: beyond it
+   * the wakes of Acked records are held until writes catch up. Measured in the arena that holds them
+   * (UTF-8, with the newline, plus the unused tail of a 4 MiB chunk a line did not fit in). Give it room for
    * (maxInFlight + 1) × maxSize lines, or batches get cut by maxDelayMs instead. Default 32 MiB.
    */
   maxBufferedBytes?: number;
@@ -154,18 +157,8 @@ export type LineSinkEvent =
     }
   | { readonly kind: 'deadLetter'; readonly line: string; readonly status: number; readonly message: string; readonly stored: string | undefined };
 
-export interface LineSinkStats {
-  pointsWritten: number;
-  batches: number;
-  requests: number;
-  bytesSent: number;
-  retryableErrors: number;
-  rejectedWrites: number;
-  deadLetters: number;
-  checkpointSaves: number;
-  checkpointLines: number;
-  heldWakes: number;
-  restoredLines: number;
+/** The sink's totals and levels (the fields lib/metrics binds), and its current batch size. */
+export interface LineSinkStats extends LineSinkStatsLike {
   /** The AIMD target batch size, in lines. */
   batchSize: number;
 }
@@ -183,23 +176,16 @@ export class DeadLetterError extends Error {
   }
 }
 
-type Letter = { status: number; message: string; stored: string | undefined };
+/** A line the server refused, isolated from its batch (and where it was stored, if anywhere). */
+type Letter = { line: string; status: number; message: string; stored: string | undefined };
 
-/** One accepted line, of a plain value (nothing to report back). */
-class Entry {
-  readonly seq: number;
-  readonly line: string;
-  /** Characters accepted up to and including this line (+1 per line for its newline). */
-  readonly end: number;
-  /** Set when the server refused this line. */
-  letter: Letter | undefined = undefined;
+/**
+ * What adaptiveBatch carries per line: the line's sequence number in the arena for a plain value (no
+ * object at all), an `AckedEntry` for an Acked record.
+ */
+type Item = number | AckedEntry;
 
-  constructor(seq: number, line: string, end: number) {
-    this.seq = seq;
-    this.line = line;
-    this.end = end;
-  }
-}
+const seqOf = (item: Item): number => (typeof item === 'number' ? item : item.seq);
 
 const PENDING = 0;
 const ENQUEUED = 1;
@@ -207,17 +193,19 @@ const SETTLED = 2;
 
 /**
  * The line of an Acked record, which is its own `Acked` and `Ack` (value and ack are itself): one
- * object per record carries the line, the source's ack and the stage state, where a wrapper, a bound
- * ack and an entry cost three (and GC time, as they live until the batch is written). Stages behave as
+ * small object per record carries the line's number, the source's ack and the stage state, where a
+ * wrapper, a bound ack and an entry cost three (and GC time, as they live until the batch is written). Stages behave as
  * `bindAck`'s: each once, `flushed` implies `enqueued`, a settled ack never changes.
  */
-class AckedEntry extends Entry implements Acked<AckedEntry>, Ack {
+class AckedEntry implements Acked<AckedEntry>, Ack {
+  /** The line's sequence number in the arena (its bytes live there, not here). */
+  readonly seq: number;
   readonly source: Ack;
   readonly #stages: EntryStages;
   #state = PENDING;
 
-  constructor(seq: number, line: string, end: number, source: Ack, stages: EntryStages) {
-    super(seq, line, end);
+  constructor(seq: number, source: Ack, stages: EntryStages) {
+    this.seq = seq;
     this.source = source;
     this.#stages = stages;
   }
@@ -259,7 +247,8 @@ interface EntryStages {
 
 interface BatchResult {
   requests: number;
-  letters: Entry[];
+  /** Sequence numbers of the refused lines (their letters are in the sink's `letters`). */
+  letters: number[];
 }
 
 interface Settings<T> {
@@ -335,21 +324,22 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       let inner: Subscription | undefined;
       let closed = false;
 
-      // Sequence numbers in acceptance order; the checkpoint covers (savedThrough, lastSeq] once saved.
-      let lastSeq = 0;
+      // Accepted lines, numbered in acceptance order, as bytes shared by write bodies and segments.
+      const arena = new LineArena();
       let flushedThrough = 0;
-      // Characters of the lines accepted so far / flushed so far (the byte bound of the buffer).
-      let acceptedChars = 0;
-      let flushedChars = 0;
+      /** Arena offset after the last flushed line (the byte bound counts from here). */
+      let flushedEnd = 0;
+      // The checkpoint covers lines up to savedThrough; unsavedFirstSeq..arena.lastSeq are not in a segment yet.
       let savedThrough = 0;
-      let unsaved: string[] = [];
       let unsavedFirstSeq = 1;
+      /** Refused lines of batches being written or emitted, by sequence number. */
+      const letters = new Map<number, Letter>();
       const held = new Queue<AckedEntry>();
       /** Saves under way, in the order they started: savedThrough follows the prefix that is done. */
       const saves = new Queue<{ lastSeq: number; done: boolean }>();
       const running = new Set<Promise<void>>();
-      let unsavedChars = 0;
       let saveQueued = false;
+      const unsavedBytes = () => (unsavedFirstSeq > arena.lastSeq ? 0 : arena.endOf(arena.lastSeq) - arena.startOf(unsavedFirstSeq));
 
       const releaseClosers = () => {
         for (const close of closers.splice(0)) void close().catch(() => undefined);
@@ -376,9 +366,9 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
        * May the record of `entry` wake its source? When its line is flushed, or in a durable segment (or
        * there is no checkpoint) and the unflushed lines up to it fit in maxBufferedBytes.
        */
-      const wakeable = (entry: Entry): boolean =>
+      const wakeable = (entry: AckedEntry): boolean =>
         entry.seq <= flushedThrough ||
-        ((checkpoint === undefined || entry.seq <= savedThrough) && entry.end - flushedChars <= settings.maxBufferedBytes);
+        ((checkpoint === undefined || entry.seq <= savedThrough) && arena.endOf(entry.seq) - flushedEnd <= settings.maxBufferedBytes);
 
       /** Wakes held records, in order, that may wake now. */
       const releaseHeld = () => {
@@ -390,33 +380,27 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
        * run at a time, so a source's next lines are converted while earlier ones are being synced.
        */
       const startSave = (): Promise<void> | undefined => {
-        if (unsavedFirstSeq <= flushedThrough && unsaved.length > 0) {
-          // Lines already flushed need no saving.
-          const skip = Math.min(unsaved.length, flushedThrough - unsavedFirstSeq + 1);
-          for (let index = 0; index < skip; index++) unsavedChars -= unsaved[index]!.length + 1;
-          unsaved = unsaved.slice(skip);
-          unsavedFirstSeq += skip;
-        }
-        if (unsaved.length === 0) {
-          unsavedChars = 0;
+        // Lines already flushed need no saving.
+        if (unsavedFirstSeq <= flushedThrough) unsavedFirstSeq = flushedThrough + 1;
+        const lastSeq = arena.lastSeq;
+        if (unsavedFirstSeq > lastSeq) {
           if (saves.length === 0) savedThrough = Math.max(savedThrough, unsavedFirstSeq - 1);
           return undefined;
         }
-        const lines = unsaved;
         const firstSeq = unsavedFirstSeq;
-        unsaved = [];
-        unsavedChars = 0;
-        unsavedFirstSeq = firstSeq + lines.length;
-        const run = { lastSeq: firstSeq + lines.length - 1, done: false };
+        // The segment is the arena's bytes of these lines (copied by saveBody before it returns).
+        const { parts, quoted } = arena.segment(firstSeq, lastSeq);
+        unsavedFirstSeq = lastSeq + 1;
+        const run = { lastSeq, done: false };
         saves.push(run);
-        const saved = checkpoint!.save(lines, firstSeq).then(() => {
+        const saved = checkpoint!.saveBody(parts, lastSeq - firstSeq + 1, quoted, firstSeq).then(() => {
           run.done = true;
           stats.checkpointSaves++;
           while (saves.length > 0 && saves.peek()!.done) savedThrough = saves.shift()!.lastSeq;
           releaseHeld();
           requestRelease();
           // Held wakes wait for lines accepted meanwhile: save them now rather than at the next tick.
-          if (held.length > 0 && unsaved.length > 0) requestSave();
+          if (held.length > 0 && unsavedFirstSeq <= arena.lastSeq) requestSave();
           report();
         });
         running.add(saved);
@@ -446,7 +430,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
        */
       const requestSave = () => {
         if (closed || checkpoint === undefined) return;
-        if (unsavedChars >= SAVE_CHUNK_CHARS && saves.length < MAX_SAVES_IN_FLIGHT) {
+        if (saves.length < MAX_SAVES_IN_FLIGHT && unsavedBytes() >= SAVE_CHUNK_BYTES) {
           startSave();
           return;
         }
@@ -474,9 +458,9 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           if (entry.seq > savedThrough) requestSave();
         },
         flushed: (entry) => {
-          const letter = entry.letter;
+          const letter = letters.size === 0 ? undefined : letters.get(entry.seq);
           if (letter !== undefined && letter.stored === undefined) {
-            entry.source.failed(new DeadLetterError(entry.line, letter.status, letter.message, writer!.target));
+            entry.source.failed(new DeadLetterError(letter.line, letter.status, letter.message, writer!.target));
           } else {
             entry.source.flushed();
           }
@@ -484,19 +468,13 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         failed: (entry, error) => entry.source.failed(error),
       };
 
-      const accept = (line: string, source: Ack | undefined): Entry => {
-        const seq = ++lastSeq;
-        if (checkpoint !== undefined) {
-          if (unsaved.length === 0) unsavedFirstSeq = seq;
-          unsaved.push(line);
-          unsavedChars += line.length + 1;
-        }
-        acceptedChars += line.length + 1;
-        return source === undefined ? new Entry(seq, line, acceptedChars) : new AckedEntry(seq, line, acceptedChars, source, stages);
+      const accept = (line: string, source: Ack | undefined): Item => {
+        const seq = arena.append(line);
+        return source === undefined ? seq : new AckedEntry(seq, source, stages);
       };
 
       let recordNumber = 0;
-      const convert = (item: T | Acked<T>): Entry => {
+      const convert = (item: T | Acked<T>): Item => {
         recordNumber++;
         const acked = isAcked(item);
         const record = (acked ? item.value : item) as T;
@@ -510,24 +488,24 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         return accept(line, acked ? item.ack : undefined);
       };
 
-      const storeLetters = async (letters: Entry[]): Promise<string | undefined> => {
-        if (deadLetters === undefined || letters.length === 0) return undefined;
+      const storeLetters = async (refused: Letter[]): Promise<string | undefined> => {
+        if (deadLetters === undefined || refused.length === 0) return undefined;
         const key = `${LINE_SINK_DEFAULTS.deadLetterPrefix}/${deadLetters.run}-${String(++deadLetters.count).padStart(10, '0')}.jsonl`;
-        const body = letters
-          .map((entry) => JSON.stringify({ db: settings.db, line: entry.line, status: entry.letter!.status, message: entry.letter!.message }))
+        const body = refused
+          .map((letter) => JSON.stringify({ db: settings.db, line: letter.line, status: letter.status, message: letter.message }))
           .join('\n');
         await deadLetters.storage.put(key, Buffer.from(`${body}\n`, 'utf8'));
         return `${deadLetters.storage.uri}/${key}`;
       };
 
       /** A sub-request of an isolation, retried on its own so a 503 there does not restart the isolation. */
-      const writeRetried = (lines: readonly string[]): Promise<WriteOutcome> =>
+      const writeRetried = (lines: readonly string[] | Buffer): Promise<WriteOutcome> =>
         withRetries(`POST /write to ${writer!.target}`, () => countedWrite(lines), {
           policy: settings.retry,
           isRetryable: (error) => error instanceof LineWriteError && error.retryable,
         });
 
-      const countedWrite = async (lines: readonly string[]): Promise<WriteOutcome> => {
+      const countedWrite = async (lines: readonly string[] | Buffer): Promise<WriteOutcome> => {
         stats.requests++;
         try {
           const outcome = await writer!.write(lines);
@@ -539,17 +517,24 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         }
       };
 
-      /** Writes a batch; on a rejection, halves it until each refused line stands alone. */
-      const writeBatch = async (entries: Entry[]): Promise<BatchResult> => {
-        const lines = entries.map((entry) => entry.line);
+      /** Writes a batch (its bytes straight from the arena); on a rejection, halves it until each refused line stands alone. */
+      const writeBatch = async (items: Item[]): Promise<BatchResult> => {
+        // adaptiveBatch takes items in order, so a batch is a run of consecutive lines.
+        const firstSeq = seqOf(items[0]!);
+        const lastSeq = seqOf(items[items.length - 1]!);
+        if (lastSeq - firstSeq + 1 !== items.length) throw new Error(`${OWNER}: internal error: a batch of ${items.length} items spans lines ${firstSeq}..${lastSeq}`);
         let requests = 1;
-        const first = await countedWrite(lines);
-        const letters: Entry[] = [];
+        const first = await countedWrite(arena.body(firstSeq, lastSeq));
+        const refused: number[] = [];
         if (!first.ok) {
+          const lines = arena.lines(firstSeq, lastSeq);
+          const found: Letter[] = [];
           const isolate = async (low: number, high: number, rejection: { status: number; message: string }): Promise<void> => {
             if (high - low === 1) {
-              letters.push(entries[low]!);
-              entries[low]!.letter = { ...rejection, stored: undefined };
+              const letter: Letter = { line: lines[low]!, ...rejection, stored: undefined };
+              found.push(letter);
+              refused.push(firstSeq + low);
+              letters.set(firstSeq + low, letter);
               return;
             }
             const middle = (low + high) >>> 1;
@@ -563,14 +548,14 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
             }
           };
           await isolate(0, lines.length, first);
-          const stored = await storeLetters(letters);
-          for (const entry of letters) entry.letter!.stored = stored;
+          const stored = await storeLetters(found);
+          for (const letter of found) letter.stored = stored;
         }
-        return { requests, letters };
+        return { requests, letters: refused };
       };
 
-      const write = (entries: Entry[]): ObservableInput<BatchResult> =>
-        writeBatch(entries).catch((error: unknown) => {
+      const write = (items: Item[]): ObservableInput<BatchResult> =>
+        writeBatch(items).catch((error: unknown) => {
           if (error instanceof LineWriteError && !error.retryable) {
             // No retry or split can fix a wrong db, url or credentials: stop now, keep the checkpoint.
             finish(error);
@@ -579,11 +564,13 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           throw error;
         });
 
-      const onWritten = (batch: WrittenBatch<Entry, BatchResult>) => {
+      const onWritten = (batch: WrittenBatch<Item, BatchResult>) => {
         const result = batch.result!;
-        const last = batch.items[batch.items.length - 1]!;
-        flushedThrough = last.seq;
-        flushedChars = last.end;
+        const last = seqOf(batch.items[batch.items.length - 1]!);
+        flushedThrough = last;
+        flushedEnd = arena.endOf(last);
+        // Written, and any save of these lines has copied them: their bytes are free.
+        arena.release(last);
         releaseHeld();
         stats.batches++;
         stats.pointsWritten += batch.items.length - result.letters.length;
@@ -597,10 +584,11 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           attempts: batch.attempts,
           requests: result.requests,
         });
-        for (const entry of result.letters) {
+        const refused = result.letters.map((seq) => letters.get(seq)!);
+        for (const seq of result.letters) letters.delete(seq);
+        for (const letter of refused) {
           if (subscriber.closed) return;
-          const letter = entry.letter!;
-          subscriber.next({ kind: 'deadLetter', line: entry.line, status: letter.status, message: letter.message, stored: letter.stored });
+          subscriber.next({ kind: 'deadLetter', line: letter.line, status: letter.status, message: letter.message, stored: letter.stored });
         }
         requestRelease();
       };
@@ -635,12 +623,13 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
           restored = found.lines;
           if (restored.length > 0) {
             // Saved again under this run before the old segments go: a crash in between only duplicates.
-            await checkpoint.save(restored, 1);
+            for (const line of restored) arena.append(line);
+            const { parts, quoted } = arena.segment(1, restored.length);
+            await checkpoint.saveBody(parts, restored.length, quoted, 1);
             stats.checkpointSaves++;
             await checkpoint.drop(found.keys);
-            lastSeq = restored.length;
-            savedThrough = lastSeq;
-            unsavedFirstSeq = lastSeq + 1;
+            savedThrough = restored.length;
+            unsavedFirstSeq = restored.length + 1;
             stats.restoredLines = restored.length;
           } else if (found.keys.length > 0) {
             await checkpoint.drop(found.keys);
@@ -655,17 +644,15 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
 
       const subscribeInput = (restored: string[]) => {
         report();
+        // The restored lines are already in the arena (1..n): new lines follow them and are written after.
         let restoredSeq = 0;
-        let restoredChars = 0;
-        // New lines count after the restored ones, which are written first.
-        for (const line of restored) acceptedChars += line.length + 1;
         const restored$ = fromPaced(restored, { window: settings.batch.maxSize, scheduler }).pipe(
-          map(({ value, ack }): Entry => new AckedEntry(++restoredSeq, value, (restoredChars += value.length + 1), ack, stages)),
+          map(({ ack }): Item => new AckedEntry(++restoredSeq, ack, stages)),
         );
         const input$ = restored.length > 0 ? concat(restored$, source.pipe(map(convert))) : source.pipe(map(convert));
         inner = input$
           .pipe(
-            adaptiveBatch<Entry, BatchResult>({
+            adaptiveBatch<Item, BatchResult>({
               write,
               ...settings.batch,
               maxRetries: settings.retry.maxRetries,
@@ -686,7 +673,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
       const scheduleTick = () => {
         tick = scheduler.schedule(function () {
           if (closed) return;
-          if (unsaved.length > 0) requestSave();
+          if (unsavedFirstSeq <= arena.lastSeq) requestSave();
           requestRelease();
           this.schedule(undefined, settings.everyMs);
         }, settings.everyMs);

@@ -19,6 +19,7 @@ import { redactUri } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 
 const gzipAsync = promisify(gzip);
+const NEWLINE = Buffer.from('\n');
 
 /** The server refused the lines it was sent (some or all): 400, 413 or 422 with its message. */
 export interface WriteRejected {
@@ -35,7 +36,8 @@ export interface LineWriter {
   readonly target: string;
   /** Bytes sent so far (after compression). */
   readonly bytesSent: number;
-  write(lines: readonly string[]): Promise<WriteOutcome>;
+  /** Writes lines: strings, or their UTF-8 bytes joined by '\n' (no trailing '\n'). */
+  write(lines: readonly string[] | Buffer): Promise<WriteOutcome>;
   close(): Promise<void>;
 }
 
@@ -110,8 +112,8 @@ export class InfluxHttpWriter implements LineWriter {
     return this.#bytesSent;
   }
 
-  async write(lines: readonly string[]): Promise<WriteOutcome> {
-    let body = Buffer.from(lines.join('\n'), 'utf8');
+  async write(lines: readonly string[] | Buffer): Promise<WriteOutcome> {
+    let body = Buffer.isBuffer(lines) ? lines : Buffer.from(lines.join('\n'), 'utf8');
     const headers = { ...this.#headers };
     if (body.length > this.#options.gzipAboveBytes) {
       body = await gzipAsync(body, { level: 1 });
@@ -191,8 +193,8 @@ export class StorageLineWriter implements LineWriter {
     return this.#files;
   }
 
-  async write(lines: readonly string[]): Promise<WriteOutcome> {
-    const body = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+  async write(lines: readonly string[] | Buffer): Promise<WriteOutcome> {
+    const body = Buffer.isBuffer(lines) ? Buffer.concat([lines, NEWLINE]) : Buffer.from(`${lines.join('\n')}\n`, 'utf8');
     // Numbered before the put: writes run concurrently and each needs its own name.
     const key = `${this.#prefix}/${this.#run}-${String(++this.#numbered).padStart(10, '0')}.lp`;
     try {

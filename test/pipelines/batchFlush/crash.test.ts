@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDelayProxy, type DelayProxy } from '../../support/delayProxy.ts';
+import { startLatencyProxy, type LatencyProxy } from '../../support/latencyProxy.ts';
 import { freshInfluxDatabase, influxQuery, sharedInfluxDb, type InfluxDbService } from '../../support/influxdb.ts';
 import { serviceOrSkip } from '../../support/services.ts';
 
@@ -29,14 +29,14 @@ function lastWoken(wakeLog: string): number {
 describe('lineProtocolSink: SIGKILL at random points loses nothing woken', function () {
   this.timeout(60_000);
   let influx: InfluxDbService;
-  let proxy: DelayProxy;
+  let proxy: LatencyProxy;
   let dir: string;
   const children = new Set<ChildProcess>();
 
   before(async function () {
     influx = await serviceOrSkip(this, 'influxd', sharedInfluxDb);
     // Latency in proportion to the batch keeps lines in flight and buffered when the kill lands.
-    proxy = await startDelayProxy(influx.url, { fixedMs: 10, perKiBMs: 3 });
+    proxy = await startLatencyProxy(influx.url, { fixedMs: 10, perKiBMs: 3 });
     dir = mkdtempSync(join(tmpdir(), 'sluice-lines-crash-'));
   });
 
