@@ -55,7 +55,15 @@ export async function run(): Promise<void> {
       { defaultValue: undefined },
     );
     console.log(`  the sink example's stream is in ${uri}; replaying into ${redactMysqlUri(mysqlUrl)}`);
-    // A clean slate: the example owns these two databases.
+    // A clean slate, but only of what the example made: a `shop` database without the example's
+    // checkpoint database beside it is someone else's, and is left alone.
+    const [found] = await mysql.pool.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?)', ['shop', CHECKPOINT_DATABASE]);
+    const names = new Set((found as { name: string }[]).map((row) => row.name));
+    if (names.has('shop') && !names.has(CHECKPOINT_DATABASE)) {
+      console.log(`  ${redactMysqlUri(mysqlUrl)} already has a database \`shop\` that this example did not make; it is left alone.`);
+      console.log('  Point MYSQL_URL at a scratch server (mysql://user:pass@host:port/) and run again. Skipped.');
+      return;
+    }
     await mysql.pool.query('DROP DATABASE IF EXISTS shop');
     await mysql.pool.query(`DROP DATABASE IF EXISTS ${CHECKPOINT_DATABASE}`);
 
