@@ -1,0 +1,144 @@
+/**
+ * The storage sink's options: their types, defaults and checks (each error names the option and the
+ * value), and what it reports as it goes.
+ */
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
+import { checkRetryPolicy, type RetryPolicy } from '../../lib/core/retry.ts';
+import type { CsvOptions, DateSeparator, TableDef } from '../../lib/codec/index.ts';
+import type { AnyRegistry } from '../../lib/metrics/index.ts';
+import type { ExternalStorage } from '../../lib/storage/storage.ts';
+import type { BatchReason } from '../../operators/batchBy.ts';
+import type { RowProtocol } from './encoder.ts';
+
+export interface StorageSinkOptions {
+  storage: ExternalStorage;
+  /** Row format: 'csv' (files `.csv`) or 'canal-json' (`.json`). Default 'csv'. */
+  protocol?: RowProtocol;
+  /** A data file is cut this long after its first row at the latest (ms, >= 100). Default 5000. */
+  flushIntervalMs?: number;
+  /** A data file is cut at this size (bytes). Default 64 MiB. */
+  fileSizeBytes?: number;
+  dateSeparator?: DateSeparator;
+  fileIndexWidth?: number;
+  csv?: CsvOptions;
+  /**
+   * A table's rows come from several dispatchers (TiCDC's table across nodes): each dispatcher gets
+   * its own data files `CDC_{dispatcherId}_{index}` and index file `meta/CDC_{dispatcherId}.index`,
+   * so every file stream keeps one dispatcher's commit order. Without it (the default) rows of a table
+   * share its files in arrival order, which is right when each table has one dispatcher at a time;
+   * rows of several interleave their commit ts there, and a consumer that skips rows by commit ts
+   * (as storageConsumer does) may skip some. Default false.
+   */
+  tableAcrossDispatchers?: boolean;
+  /** Definitions of tables whose rows come before (or without) a DDL; their version is the start ts. */
+  tables?: readonly TableDef[];
+  /**
+   * Memory for rows accepted and not yet durable, by estimate (their encoded size plus the state
+   * each holds while in flight, ~1 KiB). Wakes are held above 0.8 of it and released at 0.6; above
+   * 0.4 the open batch is written at once (reason `quota`) instead of waiting for the interval.
+   * Default 64 MiB.
+   */
+  memoryQuotaBytes?: number;
+  /** The spool: its own folder (default a fresh temp folder) and quotas (bytes). */
+  spool?: { dir?: string; memoryBytes?: number; diskQuotaBytes?: number; segmentBytes?: number };
+  /**
+   * A dispatcher sending nothing for this long, with every row durable, has its state reclaimed
+   * down to its checkpoint (which still holds the metadata checkpoint: rows carry no resolved ts).
+   * Checked every checkpointIntervalMs. Default 30000.
+   */
+  dispatcherIdleMs?: number;
+  /** The `metadata` checkpoint is rewritten at most this often (ms). Default 2000. */
+  checkpointIntervalMs?: number;
+  /** Retries of file writes (the storages retry transient failures too). */
+  retry?: Partial<RetryPolicy>;
+  /**
+   * Metrics in `registry` under the label `pipeline`: watermark, drain (ddl_drain_duration_seconds),
+   * spool gauges, and per data file flush_tasks_total / flush_duration_by_reason_seconds /
+   * flush_file_size_bytes by batch reason, plus retries_total{operation="write"} and
+   * progress_paths{state} (dispatchers active and idle). Default none.
+   */
+  metrics?: { registry: AnyRegistry; pipeline: string };
+  scheduler?: SchedulerLike;
+}
+
+/** What the sink reports as it goes. */
+export type SinkProgress =
+  | { readonly kind: 'data'; readonly path: string; readonly rows: number; readonly bytes: number; readonly reason: BatchReason }
+  | { readonly kind: 'schema'; readonly path: string; readonly commitTs: bigint }
+  | {
+      readonly kind: 'checkpoint';
+      readonly checkpointTs: bigint;
+      /** Dispatchers with state, and idle ones reduced to their checkpoint (see dispatcherIdleMs). */
+      readonly dispatchers: { readonly active: number; readonly idle: number };
+    };
+
+const MiB = 1024 * 1024;
+
+export const STORAGE_SINK_DEFAULTS = Object.freeze({
+  protocol: 'csv' as RowProtocol,
+  flushIntervalMs: 5000,
+  fileSizeBytes: 64 * MiB,
+  checkpointIntervalMs: 2000,
+  dispatcherIdleMs: 30_000,
+  spoolMemoryBytes: 64 * MiB,
+  spoolDiskQuotaBytes: 10 * 1024 * MiB,
+  memoryQuotaBytes: 64 * MiB,
+  /** Wakes are held above this share of the quota (memory, or spool memory + disk), released at the low share. */
+  highWatermark: 0.8,
+  lowWatermark: 0.6,
+  /** Above this share of the quota the open batch is written at once (reason `quota`). */
+  cutWatermark: 0.4,
+});
+
+const OWNER = 'storageSink';
+
+export interface SinkSettings {
+  storage: ExternalStorage;
+  protocol: RowProtocol;
+  flushIntervalMs: number;
+  fileSizeBytes: number;
+  memoryQuotaBytes: number;
+  checkpointIntervalMs: number;
+  dispatcherIdleMs: number;
+  retry: RetryPolicy;
+  metrics: StorageSinkOptions['metrics'];
+  scheduler: SchedulerLike;
+}
+
+export function checkOptions(options: StorageSinkOptions): SinkSettings {
+  const storage = options.storage;
+  if (storage === null || typeof storage !== 'object' || typeof storage.put !== 'function') {
+    throw new InvalidOptionError(OWNER, 'storage', storage, 'an ExternalStorage (see openStorage)');
+  }
+  const protocol = options.protocol ?? STORAGE_SINK_DEFAULTS.protocol;
+  if (protocol !== 'csv' && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'protocol', protocol, "'csv' or 'canal-json'");
+  if (options.tableAcrossDispatchers !== undefined && typeof options.tableAcrossDispatchers !== 'boolean') {
+    throw new InvalidOptionError(OWNER, 'tableAcrossDispatchers', options.tableAcrossDispatchers, 'a boolean');
+  }
+  const metrics = options.metrics;
+  if (
+    metrics !== undefined &&
+    (metrics === null || typeof metrics !== 'object' || typeof metrics.registry?.getMetricsAsJSON !== 'function' ||
+      typeof metrics.pipeline !== 'string' || metrics.pipeline === '')
+  ) {
+    throw new InvalidOptionError(OWNER, 'metrics', metrics, 'an object { registry: a prom-client Registry (createMetricsRegistry), pipeline: a non-empty string }');
+  }
+  return {
+    storage,
+    protocol,
+    flushIntervalMs: checkNumber(OWNER, 'flushIntervalMs', options.flushIntervalMs ?? STORAGE_SINK_DEFAULTS.flushIntervalMs, { min: 100 }),
+    fileSizeBytes: checkNumber(OWNER, 'fileSizeBytes', options.fileSizeBytes ?? STORAGE_SINK_DEFAULTS.fileSizeBytes, { min: 1, integer: true }),
+    memoryQuotaBytes: checkNumber(OWNER, 'memoryQuotaBytes', options.memoryQuotaBytes ?? STORAGE_SINK_DEFAULTS.memoryQuotaBytes, { min: 1, integer: true }),
+    checkpointIntervalMs: checkNumber(
+      OWNER,
+      'checkpointIntervalMs',
+      options.checkpointIntervalMs ?? STORAGE_SINK_DEFAULTS.checkpointIntervalMs,
+      { min: 1 },
+    ),
+    dispatcherIdleMs: checkNumber(OWNER, 'dispatcherIdleMs', options.dispatcherIdleMs ?? STORAGE_SINK_DEFAULTS.dispatcherIdleMs, { min: 0 }),
+    retry: checkRetryPolicy(OWNER, options.retry),
+    metrics,
+    scheduler: options.scheduler ?? asyncScheduler,
+  };
+}
