@@ -21,7 +21,8 @@ import { bindAck, type AckHandler, type Acked } from '../lib/core/ack.ts';
 import { lineConverter } from '../lib/codec/lineProtocol.ts';
 import { InvalidOptionError } from '../lib/core/errors.ts';
 import { InfluxHttpWriter } from '../pipelines/batchFlush/lineWriter.ts';
-import { lineProtocolSink, type LineSinkStats } from '../pipelines/batchFlush/lineProtocolSink.ts';
+import { lineProtocolSink } from '../pipelines/batchFlush/lineProtocolSink.ts';
+import type { LineSinkStats } from '../pipelines/batchFlush/progress.ts';
 import { influxCommand, influxQuery, startInfluxDb } from '../test/support/influxdb.ts';
 import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress, rssBreakdown, runCompiled } from './harness.ts';
 

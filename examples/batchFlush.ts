@@ -14,7 +14,8 @@ import { pathToFileURL } from 'node:url';
 import { lastValueFrom, tap } from 'rxjs';
 import { fromPaced } from '../lib/core/paced.ts';
 import { openStorage, redactUri } from '../lib/storage/index.ts';
-import { lineProtocolSink, type LineSinkEvent } from '../pipelines/batchFlush/lineProtocolSink.ts';
+import { lineProtocolSink } from '../pipelines/batchFlush/lineProtocolSink.ts';
+import type { LineSinkEvent } from '../pipelines/batchFlush/progress.ts';
 
 export interface Reading {
   station: string;

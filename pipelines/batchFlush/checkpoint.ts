@@ -62,11 +62,16 @@ interface LiveSegment {
  * Segments of one sink on a storage. Not safe for two sinks on the same prefix at once. Saves may run
  * concurrently (each is its own object); segments are listed in the order `save` was called.
  */
+/** Runs started in this process, for the order of their segment names. */
+let runsStarted = 0;
+
 export class LineCheckpoint {
   readonly #storage: ExternalStorage;
   readonly #prefix: string;
   readonly #identity: CheckpointIdentity;
-  readonly #run = `${Date.now().toString().padStart(15, '0')}-${randomBytes(4).toString('hex')}`;
+  // Time, then a count of the runs this process started (two may start within one millisecond),
+  // then randomness against other processes: later runs sort after earlier ones.
+  readonly #run = `${Date.now().toString().padStart(15, '0')}-${String(runsStarted++).padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
   #segments = 0;
   readonly #live: LiveSegment[] = [];
   #savedLines = 0;

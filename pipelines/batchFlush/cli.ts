@@ -19,7 +19,8 @@ import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
 import { formatSeconds } from '../../lib/cli/units.ts';
 import { LineProtocolError, Point, PRECISIONS, type Precision } from '../../lib/codec/lineProtocol.ts';
 import { redactUri } from '../../lib/storage/index.ts';
-import { lineProtocolSink, LINE_SINK_DEFAULTS } from './lineProtocolSink.ts';
+import { lineProtocolSink } from './lineProtocolSink.ts';
+import { LINE_SINK_DEFAULTS } from './options.ts';
 
 export interface LinesCommandIo {
   stdin?: NodeJS.ReadableStream;

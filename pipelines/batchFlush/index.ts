@@ -1,14 +1,8 @@
 /** The batch-flush flow: records into InfluxDB 1.x / OpenGemini line protocol, with a checkpointed buffer. */
-export {
-  lineProtocolSink,
-  LINE_SINK_DEFAULTS,
-  DeadLetterError,
-  type LineProtocolSinkOptions,
-  type LineSinkBatchOptions,
-  type LineSinkCheckpointOptions,
-  type LineSinkEvent,
-  type LineSinkStats,
-} from './lineProtocolSink.ts';
+export { lineProtocolSink } from './lineProtocolSink.ts';
+export { LINE_SINK_DEFAULTS, type LineProtocolSinkOptions, type LineSinkBatchOptions, type LineSinkCheckpointOptions } from './options.ts';
+export { DeadLetterError } from './deadLetters.ts';
+export { type LineSinkEvent, type LineSinkStats } from './progress.ts';
 export { LineCheckpoint, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointIdentity } from './checkpoint.ts';
 export {
   InfluxHttpWriter,

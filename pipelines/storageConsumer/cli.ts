@@ -14,7 +14,9 @@ import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
 import { parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
 import { parseStorageUri } from '../../lib/storage/index.ts';
-import { storageConsumer, STORAGE_CONSUMER_DEFAULTS, type ConsumerProgress } from './storageConsumer.ts';
+import { STORAGE_CONSUMER_DEFAULTS } from './options.ts';
+import type { ConsumerProgress } from './progress.ts';
+import { storageConsumer } from './storageConsumer.ts';
 
 export interface ReplayCommandIo {
   stdout?: TextOutput;
