@@ -183,8 +183,15 @@ describe('ProgressTracker', () => {
     fc.assert(
       fc.property(fc.array(command, { maxLength: 120 }), (commands) => {
         const tracker = new ProgressTracker<number>();
+        // The same items on a tracker someone watches: checkpoints worked out at each change, not
+        // when read; both must agree at every step.
+        const watched = new ProgressTracker<number>();
+        let watchedOverall: bigint | undefined;
+        const watchedByPath = new Map<number, bigint>();
+        watched.overall$.subscribe((position) => (watchedOverall = position));
+        watched.changes$.subscribe(({ path, position }) => watchedByPath.set(path, position));
         const last = new Map<number, bigint>();
-        const unflushed: Array<{ path: number; position: bigint; ack: Ack }> = [];
+        const unflushed: Array<{ path: number; position: bigint; ack: Ack; watchedAck: Ack }> = [];
         const all: Array<{ path: number; ack: Ack }> = [];
         const check = () => {
           for (const item of unflushed) {
@@ -192,6 +199,8 @@ describe('ProgressTracker', () => {
             if (checkpoint !== undefined) expect(checkpoint < item.position).to.equal(true);
             if (tracker.overall !== undefined) expect(tracker.overall < item.position).to.equal(true);
           }
+          expect(watchedOverall).to.equal(tracker.overall);
+          for (const path of last.keys()) expect(watchedByPath.get(path)).to.equal(tracker.checkpoint(path));
         };
         for (const c of commands) {
           if (c.kind === 'track') {
@@ -201,11 +210,12 @@ describe('ProgressTracker', () => {
             if (checkpoint !== undefined && position <= checkpoint) position = checkpoint + 1n;
             last.set(c.path, position);
             const ack = tracker.track(c.path, position);
-            unflushed.push({ path: c.path, position, ack });
+            unflushed.push({ path: c.path, position, ack, watchedAck: watched.track(c.path, position) });
             all.push({ path: c.path, ack });
           } else if (unflushed.length > 0) {
             const [item] = unflushed.splice(c.pick % unflushed.length, 1);
             item!.ack.flushed();
+            item!.watchedAck.flushed();
           }
           check();
         }
