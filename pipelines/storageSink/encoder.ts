@@ -8,7 +8,7 @@
  *
  * Invariant guarded here: a row is encoded only after it passed `checkChangeEvent`, with the table
  * definition of exactly its table version, into the folder of that version and of its commit's date
- * (UTC); and `concatEncoded` never joins rows of two different data files (folder or dispatcher).
+ * (UTC).
  */
 import { CSV_DEFAULTS, encodeCsvRow, type CsvOptions } from '../../lib/codec/csv.ts';
 import { encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
@@ -152,28 +152,6 @@ export function sameFolder(a: DataFolder, b: DataFolder): boolean {
     a === b ||
     (a.schema === b.schema && a.table === b.table && a.tableVersion === b.tableVersion && a.partitionId === b.partitionId && a.date === b.date)
   );
-}
-
-function sameDataFile(a: EncodedRow, b: EncodedRow): boolean {
-  return a.dispatcherId === b.dispatcherId && sameFolder(a.folder, b.folder);
-}
-
-/**
- * The bytes of a data file: the rows' bytes in order. Throws `InvalidOptionError` when the rows
- * belong to different data files (folder or dispatcher), since such a file would put rows in the
- * wrong table version or date.
- *
- * @example output.writeDataFile(rows[0].folder, concatEncoded(rows), rows[0].dispatcherId)
- */
-export function concatEncoded(rows: readonly EncodedRow[]): Uint8Array {
-  let length = 0;
-  for (const row of rows) {
-    if (!sameDataFile(row, rows[0]!)) {
-      throw new InvalidOptionError('concatEncoded', 'rows', folderKey(row.folder, row.dispatcherId), `rows of one data file (${folderKey(rows[0]!.folder, rows[0]!.dispatcherId)})`);
-    }
-    length += row.bytes;
-  }
-  return dataFileBytes(rows.map((row) => row.text), length);
 }
 
 /**
