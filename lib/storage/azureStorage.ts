@@ -14,7 +14,7 @@ import { checkFunction, checkNumber } from '../core/errors.ts';
 import { checkRetryPolicy, withRetries } from '../core/retry.ts';
 import type { RetryInfo, RetryPolicy } from '../core/retry.ts';
 import { checkKey, checkPrefix, joinKey } from './keys.ts';
-import type { ExternalStorage, ListOptions } from './storage.ts';
+import type { ExternalStorage, ListOptions, RemoteStorageOptions } from './storage.ts';
 import type { AzureLocation } from './uri.ts';
 
 const MIB = 1024 * 1024;
@@ -22,11 +22,7 @@ const MIB = 1024 * 1024;
 const MAX_BLOCKS = 50_000;
 const MAX_BLOCK_BYTES = 4000 * MIB;
 
-export interface AzureStorageOptions {
-  /** Retry policy for every request (partial: the rest from DEFAULT_RETRY_POLICY). */
-  retry?: Partial<RetryPolicy>;
-  /** Called before each retry's backoff, for logs and metrics. */
-  onRetry?: (info: RetryInfo) => void;
+export interface AzureStorageOptions extends RemoteStorageOptions {
   /** Bodies larger than this many bytes go up as staged blocks + commit; smaller ones as one Put Blob. */
   multipartThresholdBytes?: number;
   /** Size of each staged block in bytes (raised when the blob would need > 50 000 blocks). */
@@ -42,8 +38,6 @@ export interface AzureStorageOptions {
    * (default process.env). Credentials never come from the URI.
    */
   env?: Record<string, string | undefined>;
-  /** The URI reported as `uri` (credentials already removed); default one built from the location. */
-  uri?: string;
 }
 
 export const AZURE_STORAGE_DEFAULTS = Object.freeze({

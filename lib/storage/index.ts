@@ -15,7 +15,7 @@ import type { S3StorageOptions } from './s3Storage.ts';
 import type { ExternalStorage } from './storage.ts';
 import { parseStorageUri, redactUri } from './uri.ts';
 
-export type { ExternalStorage, ListOptions } from './storage.ts';
+export type { ExternalStorage, ListOptions, RemoteStorageOptions } from './storage.ts';
 export { FileStorage, FileStorageError } from './fileStorage.ts';
 export { MemoryStorage, type MemoryStorageOptions } from './memoryStorage.ts';
 export { S3Storage, S3StorageError, S3_STORAGE_DEFAULTS, type S3StorageOptions } from './s3Storage.ts';

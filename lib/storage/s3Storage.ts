@@ -26,7 +26,7 @@ import { checkFunction, checkNumber } from '../core/errors.ts';
 import { checkRetryPolicy, withRetries } from '../core/retry.ts';
 import type { RetryInfo, RetryPolicy } from '../core/retry.ts';
 import { checkKey, checkPrefix, joinKey } from './keys.ts';
-import type { ExternalStorage, ListOptions } from './storage.ts';
+import type { ExternalStorage, ListOptions, RemoteStorageOptions } from './storage.ts';
 import type { S3Location } from './uri.ts';
 
 const MIB = 1024 * 1024;
@@ -34,11 +34,7 @@ const MIB = 1024 * 1024;
 const MIN_PART_BYTES = 5 * MIB;
 const MAX_PARTS = 10_000;
 
-export interface S3StorageOptions {
-  /** Retry policy for every request (partial: the rest from DEFAULT_RETRY_POLICY). */
-  retry?: Partial<RetryPolicy>;
-  /** Called before each retry's backoff, for logs and metrics. */
-  onRetry?: (info: RetryInfo) => void;
+export interface S3StorageOptions extends RemoteStorageOptions {
   /** Bodies larger than this many bytes go up as a multipart upload; smaller ones as one PutObject. */
   multipartThresholdBytes?: number;
   /** Size of each multipart part in bytes (>= 5 MiB; raised when the object would need > 10 000 parts). */
@@ -57,8 +53,6 @@ export interface S3StorageOptions {
    * instance roles). Credentials never come from the URI.
    */
   env?: Record<string, string | undefined>;
-  /** The URI reported as `uri` (credentials already removed); default one built from the location. */
-  uri?: string;
 }
 
 export const S3_STORAGE_DEFAULTS = Object.freeze({

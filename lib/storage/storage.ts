@@ -6,6 +6,17 @@
  * atomic, get returns exactly the bytes put, and keys are validated relative paths, so a name that
  * becomes a path can never climb out of the storage root.
  */
+import type { RetryInfo, RetryPolicy } from '../core/retry.ts';
+
+/** Options every remote storage (S3, Azure Blob) takes. */
+export interface RemoteStorageOptions {
+  /** Retry policy for every request (partial: the rest from DEFAULT_RETRY_POLICY). */
+  retry?: Partial<RetryPolicy>;
+  /** Called before each retry's backoff, for logs and metrics. */
+  onRetry?: (info: RetryInfo) => void;
+  /** The URI reported as `uri` (credentials already removed); default one built from the location. */
+  uri?: string;
+}
 
 export interface ListOptions {
   /** Only keys that sort after this one (to resume a listing). */
