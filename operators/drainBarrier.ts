@@ -330,7 +330,8 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
         try {
           while (outbox.length > 0 && !subscriber.closed) {
             const item = outbox.shift()!;
-            const drained = drainedOf.get(item);
+            // Only barriers have a report; most items pass while there is none to look up.
+            const drained = drainedOf.size === 0 ? undefined : drainedOf.get(item);
             if (drained) drainedOf.delete(item);
             if (drained && onDrained) {
               try {
@@ -351,20 +352,27 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       };
 
       const arrive = (item: Acked<T>) => {
-        let entry: HeldEntry<T, K>;
+        let barrier: boolean;
+        let key: K | undefined;
+        let scope: ScopeSet<K> | undefined;
         try {
-          entry = isBarrier(item.value)
-            ? { kind: 'barrier', item, scope: toScopeSet(scopeOf(item.value)), arrivedAt: scheduler.now(), emitted: false, marked: false }
-            : { kind: 'item', item, key: keyOf(item.value) };
+          barrier = isBarrier(item.value);
+          if (barrier) scope = toScopeSet(scopeOf(item.value));
+          else key = keyOf(item.value);
         } catch (error) {
           subscriber.error(error);
           return;
         }
-        if (entry.kind === 'item' && held.length === 0 && !activeCovers(entry.key)) {
-          passItem(item, entry.key);
+        if (!barrier && held.length === 0 && !activeCovers(key as K)) {
+          // The usual case, nothing held and no barrier over its key: passed without a held entry.
+          passItem(item, key as K);
         } else {
-          held.push(entry);
-          if (entry.kind === 'barrier') heldBarriers++;
+          held.push(
+            barrier
+              ? { kind: 'barrier', item, scope: scope!, arrivedAt: scheduler.now(), emitted: false, marked: false }
+              : { kind: 'item', item, key: key as K },
+          );
+          if (barrier) heldBarriers++;
           scan();
         }
         drain();

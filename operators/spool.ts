@@ -113,11 +113,12 @@ type Tier = 'memory' | 'disk' | 'held' | 'oversized' | 'emitted';
 
 /**
  * An item queued on its own: in memory, held (disk quota), oversized, or moved to disk later
- * (evicted from memory, or a held item placed once room came). Once emitted it is also the ack the
- * item travels with (one object, no closure).
+ * (evicted from memory, or a held item placed once room came). Once emitted it is the `Acked` item
+ * itself, its own ack: one object per item on its way downstream, no wrapper, no closure.
  */
 class Entry<T> extends StateAck<Entry<T>> {
-  readonly ack: Ack;
+  /** The item's ack from upstream. */
+  readonly upstream: Ack;
   readonly bytes: number;
   tier: Tier;
   /** The value while it is in memory (or once read back from disk). */
@@ -127,10 +128,15 @@ class Entry<T> extends StateAck<Entry<T>> {
 
   constructor(stages: AckHandler<Entry<T>>, ack: Ack, bytes: number, value: T | undefined, tier: Tier) {
     super(stages);
-    this.ack = ack;
+    this.upstream = ack;
     this.bytes = bytes;
     this.value = value;
     this.tier = tier;
+  }
+
+  /** As an emitted `Acked` item, the entry is its own ack. */
+  get ack(): Ack {
+    return this;
   }
 }
 
@@ -315,7 +321,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         memoryUsed += entry.bytes;
         memoryItems++;
         inMemory.push(entry);
-        entry.ack.enqueued();
+        entry.upstream.enqueued();
       };
 
       /** Writes an entry's value to a segment; false when the disk quota has no room for it. */
@@ -326,7 +332,7 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         entry.value = undefined;
         diskItems++;
         spilledItems++;
-        entry.pointer = store.append(payload, entry.ack);
+        entry.pointer = store.append(payload, entry.upstream);
         return true;
       };
 
@@ -478,20 +484,18 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
       /** The stages of an emitted item's ack (its context is its entry). */
       const emitted: AckHandler<Entry<T>> = {
         // Downstream's wake implies ours (an oversized item is only ever woken this way).
-        enqueued: (entry) => entry.ack.enqueued(),
+        enqueued: (entry) => entry.upstream.enqueued(),
         flushed: (entry) => {
           settle(entry);
-          entry.ack.flushed();
+          entry.upstream.flushed();
         },
         failed: (entry, error) => {
           settle(entry);
-          entry.ack.failed(error);
+          entry.upstream.failed(error);
         },
       };
 
       const emitEntry = (entry: Entry<T>) => {
-        const value = entry.value as T;
-        entry.value = undefined;
         entries--;
         if (entry.tier === 'memory') {
           memoryUsed -= entry.bytes;
@@ -501,12 +505,12 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         } else if (entry.tier === 'held') {
           // Leaving the spool ends the quota hold of this item.
           heldWakes--;
-          entry.ack.enqueued();
+          entry.upstream.enqueued();
         }
         entry.tier = 'emitted';
         // Emitted (and evicted) entries leave the memory list lazily: drop those at its front now.
         while (inMemory.length > 0 && inMemory.peek()!.tier !== 'memory') inMemory.shift();
-        send(entry, value);
+        send(entry);
       };
 
       const emitRunRecord = (run: DiskRun<T>, record: LoadedRecord<T>) => {
@@ -515,15 +519,14 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         run.acks[at] = undefined;
         runRecords--;
         diskItems--;
-        const entry = new Entry<T>(emitted, ack, record.bytes, undefined, 'emitted');
+        const entry = new Entry<T>(emitted, ack, record.bytes, record.value, 'emitted');
         entry.pointer = record.pointer;
-        send(entry, record.value);
+        send(entry);
       };
 
-      const send = (entry: Entry<T>, value: T) => {
+      const send = (entry: Entry<T>) => {
         windowUsed += entry.bytes;
-        // The entry is the ack it travels with.
-        subscriber.next({ value, ack: entry });
+        subscriber.next(entry as Acked<T>);
       };
 
       /** An emitted item was flushed (or failed) downstream: free its window bytes and record. */

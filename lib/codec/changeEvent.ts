@@ -170,6 +170,19 @@ function rememberValid(field: 'schema' | 'table', value: unknown): string | unde
   return problem;
 }
 
+/**
+ * True when `columns` has exactly the last valid row's column names, in order. for-in walks the
+ * object's cached key list without making an array per row (Object.keys would); an inherited
+ * enumerable name makes the count differ, so such an object takes the Object.keys path.
+ */
+function hasLastColumnNames(columns: object): boolean {
+  const names = lastColumnNames;
+  if (names.length === 0) return false;
+  let i = 0;
+  for (const name in columns) if (i >= names.length || name !== names[i++]) return false;
+  return i === names.length;
+}
+
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -250,6 +263,14 @@ function rowProblem(e: Record<string, unknown>): string | undefined {
 function columnsProblem(field: string, columns: unknown): string | undefined {
   if (typeof columns !== 'object' || columns === null || Array.isArray(columns) || columns instanceof Uint8Array) {
     return `${field} must be an object of column name to value`;
+  }
+  if (hasLastColumnNames(columns)) {
+    // The usual row: the names of the last valid row, in order; only the values need a look.
+    for (const name of lastColumnNames) {
+      const valueProblem = columnValueProblem((columns as Record<string, unknown>)[name]);
+      if (valueProblem !== undefined) return `${field}.${name} ${valueProblem}`;
+    }
+    return undefined;
   }
   const names = Object.keys(columns);
   if (names.length === 0) return `${field} must hold at least one column`;

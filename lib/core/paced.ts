@@ -6,7 +6,7 @@
  * and no busy path starves another (ready items are emitted first come, first served, and the
  * emitting loop yields to the scheduler every `burst` items so timers and I/O still run).
  */
-import { asyncScheduler, Observable, type SchedulerLike, type Subscriber } from 'rxjs';
+import { Observable, Subscription, type SchedulerLike, type Subscriber } from 'rxjs';
 import { bindAck, type AckHandler, type Acked } from './ack.ts';
 import { checkNumber } from './errors.ts';
 import { Queue } from './queue.ts';
@@ -20,13 +20,21 @@ export type PacedSource<T> = AsyncIterable<T> | Iterable<T> | PullFunction<T>;
 export interface PacedOptions {
   /** Items a path may have emitted and not yet enqueued. Default 1. */
   window?: number;
-  /** Items emitted in one go before yielding to the scheduler. Default 1000. */
+  /**
+   * Items emitted in one go before yielding to the scheduler. Default 256: every step of a file
+   * write (open, write, sync, rename) waits for a yield, so a long burst makes writes slow enough
+   * to fill the memory quota while they run (measured in the sink: 1000 gave ~120 ms per data and
+   * index file pair, 256 gave ~45 ms; a yield costs about a microsecond).
+   */
   burst?: number;
-  /** Where yields are scheduled. Default `asyncScheduler`. */
+  /**
+   * Where yields are scheduled. Default: `setImmediate`, which lets timers and I/O run without the
+   * at least 1 ms a zero-delay `asyncScheduler` timer waits (a thousand yields would idle a second).
+   */
   scheduler?: SchedulerLike;
 }
 
-export const PACED_DEFAULTS = { window: 1, burst: 1000 } as const;
+export const PACED_DEFAULTS = { window: 1, burst: 256 } as const;
 
 interface Reader<T> {
   next(): IteratorResult<T> | PromiseLike<IteratorResult<T>>;
@@ -58,6 +66,15 @@ function iteratorReader<T>(iterator: Iterator<T> | AsyncIterator<T>): Reader<T> 
     },
   };
 }
+
+/** The default yield: the next turn of the event loop, after pending I/O and due timers. */
+const immediateYield = {
+  now: () => Date.now(),
+  schedule(work: () => void): Subscription {
+    const handle = setImmediate(work);
+    return new Subscription(() => clearImmediate(handle));
+  },
+} as SchedulerLike;
 
 class PacedPath<T> {
   /** Items pulled and not yet enqueued downstream: never more than the window. */
@@ -93,7 +110,7 @@ export function fromPaced<T>(source: PacedSource<T>, options: PacedOptions = {})
 export function mergePaced<T>(sources: readonly PacedSource<T>[], options: PacedOptions = {}): Observable<Acked<T>> {
   const window = checkNumber('fromPaced', 'window', options.window ?? PACED_DEFAULTS.window, { min: 1, integer: true });
   const burst = checkNumber('fromPaced', 'burst', options.burst ?? PACED_DEFAULTS.burst, { min: 1, integer: true });
-  const scheduler = options.scheduler ?? asyncScheduler;
+  const scheduler = options.scheduler ?? immediateYield;
 
   return new Observable<Acked<T>>((subscriber) => {
     const paths = sources.map((source, index) => new PacedPath(readerOf(source, index)));

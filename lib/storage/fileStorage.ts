@@ -102,7 +102,12 @@ export class FileStorage implements ExternalStorage {
     try {
       const file = await open(tempPath, 'wx');
       try {
-        await file.writeFile(data);
+        // One write call, not writeFile's 512 KiB chunks: each await is a turn of the event loop,
+        // and a busy loop makes every turn a wait.
+        for (let offset = 0; offset < data.byteLength; ) {
+          const { bytesWritten } = await file.write(data, offset, data.byteLength - offset, offset);
+          offset += bytesWritten;
+        }
         await file.sync();
       } finally {
         await file.close();

@@ -84,6 +84,15 @@ export class TableRegistry {
   /** Per table: definitions by version, in insertion order. */
   readonly #tables: LRUCache<string, Map<bigint, TableDef>>;
   readonly #maxVersionsPerTable: number;
+  readonly #clock: () => number;
+  /** How long a remembered lookup may stand in for the cache (Infinity without idleness). */
+  readonly #memoMs: number;
+  /**
+   * The last lookup: rows come in runs of one table, and a key string plus a cache update per row
+   * cost more than encoding a small column. Dropped on every change; while idleness is on, the cache
+   * is still read every idleMs / 4, so a table in use never looks idle to it.
+   */
+  #memo: { schema: string; table: string; version: bigint; def: TableDef; at: number } | undefined;
 
   constructor(options: TableRegistryOptions = {}) {
     const maxTables = checkNumber(OWNER, 'maxTables', options.maxTables ?? TABLE_REGISTRY_DEFAULTS.maxTables, { min: 1, integer: true });
@@ -93,6 +102,8 @@ export class TableRegistry {
       integer: true,
     });
     const clock = options.now === undefined ? () => performance.now() : checkFunction(OWNER, 'now', options.now);
+    this.#clock = clock;
+    this.#memoMs = idleMs / 4;
     if (idleMs === Infinity) {
       this.#tables = new LRUCache({ max: maxTables });
     } else {
@@ -114,6 +125,7 @@ export class TableRegistry {
    * without `tableDef` changes nothing. Throws `InvalidChangeEventError` for a malformed DDL.
    */
   apply(event: DdlEvent): void {
+    this.#forgetMemo();
     const ddl: unknown = event;
     checkChangeEvent(ddl, `${OWNER}.apply`);
     if (ddl.kind !== 'ddl') throw new InvalidChangeEventError(ddl, `${OWNER}.apply`, 'expected a DDL event; rows go to definitionFor');
@@ -154,9 +166,17 @@ export class TableRegistry {
 
   /** The definition of `schema.table` at exactly `tableVersion`, or UnknownTableVersionError. */
   definitionAt(schema: string, table: string, tableVersion: bigint): TableDef {
+    const memo = this.#memo;
+    const now = this.#memoMs === Infinity ? 0 : this.#clock();
+    if (memo !== undefined && memo.version === tableVersion && memo.table === table && memo.schema === schema && now - memo.at < this.#memoMs) {
+      return memo.def;
+    }
     const versions = this.#tables.get(tableKey(schema, table));
     const def = versions?.get(tableVersion);
-    if (def !== undefined) return def;
+    if (def !== undefined) {
+      this.#memo = { schema, table, version: tableVersion, def, at: now };
+      return def;
+    }
     const known = versions === undefined ? [] : [...versions.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     throw new UnknownTableVersionError(schema, table, tableVersion, known);
   }
@@ -166,6 +186,7 @@ export class TableRegistry {
    * newest version is always kept: it is the table's current definition. Does not count as a use.
    */
   forget(schema: string, table: string, belowVersion: bigint): void {
+    this.#forgetMemo();
     const versions = this.#tables.peek(tableKey(schema, table));
     if (versions === undefined) return;
     let newest: bigint | undefined;
@@ -175,7 +196,19 @@ export class TableRegistry {
     }
   }
 
+  /**
+   * Drops the remembered lookup, first touching its table: it was in use all along, and the cache
+   * must not take it for the least recently used one when a new table makes it evict.
+   */
+  #forgetMemo(): void {
+    const memo = this.#memo;
+    if (memo === undefined) return;
+    this.#memo = undefined;
+    this.#tables.get(tableKey(memo.schema, memo.table));
+  }
+
   #record(def: TableDef): void {
+    this.#forgetMemo();
     const key = tableKey(def.schema, def.table);
     const versions = this.#tables.get(key) ?? new Map<bigint, TableDef>();
     versions.set(def.version, def);

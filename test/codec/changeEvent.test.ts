@@ -72,6 +72,12 @@ describe('checkChangeEvent', () => {
     refuses({ ...row, columns: renamed }, /columns name must not contain '\.\.'/);
     checkChangeEvent(row, 'line 4');
     refuses({ ...row, schema: undefined }, /schema must be a string/);
+    // Remembered names, checked values: the same columns with one bad value, an extra or a missing one.
+    checkChangeEvent(row, 'line 5');
+    refuses({ ...row, columns: { ...row.columns, ok: {} } }, /columns\.ok must be a string, number, bigint, boolean, null or Uint8Array/);
+    refuses({ ...row, columns: { ...row.columns, 'a/b': 1 } }, /columns name must not contain '\/'/);
+    const inherited = Object.assign(Object.create({ 'x/y': 1 }) as object, row.columns);
+    checkChangeEvent({ ...row, columns: inherited }, 'line 6');
   });
 
   it('refuses timestamps outside uint64 and values of unsupported kinds', () => {

@@ -141,6 +141,24 @@ describe('TableRegistry', () => {
     expect(() => tables.definitionFor(row('s', 'a', 1n))).to.throw(UnknownTableVersionError, 's.a at table version 1');
   });
 
+  it('a table read row after row (a remembered lookup) stays in use for the idle clock and the LRU order', () => {
+    let now = 0;
+    const tables = new TableRegistry({ idleMs: 1_000, maxTables: 2, now: () => now });
+    tables.register(def('s', 'a', 1n, 'id'));
+    // Rows of a every 300 ms for 5 s: far past idleMs since the first lookup, never idle for it.
+    for (; now <= 5_000; now += 300) expect(tables.definitionFor(row('s', 'a', 1n)).table).to.equal('a');
+    tables.register(def('s', 'b', 1n, 'id'));
+    tables.definitionFor(row('s', 'a', 1n));
+    tables.register(def('s', 'c', 1n, 'id')); // evicts b, the least recently used
+    expect(tables.definitionFor(row('s', 'a', 1n)).table).to.equal('a');
+    expect(() => tables.definitionFor(row('s', 'b', 1n))).to.throw(UnknownTableVersionError);
+    // A DROP right after a remembered lookup is seen by the next row.
+    tables.apply(ddl('DROP TABLE', 's', 10n, 'a'));
+    expect(() => tables.definitionFor(row('s', 'a', 1n))).to.throw(UnknownTableVersionError);
+    now += 1_001;
+    expect(() => tables.definitionFor(row('s', 'c', 1n))).to.throw(UnknownTableVersionError);
+  });
+
   it('never reclaims idle tables by default', () => {
     let now = 0;
     const tables = new TableRegistry({ now: () => now });
