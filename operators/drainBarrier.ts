@@ -72,15 +72,22 @@ interface HeldBarrier<T, K> {
 
 type HeldEntry<T, K> = HeldItem<T, K> | HeldBarrier<T, K>;
 
+/** Emitted, unflushed items of one key: a counter shared by them, so a flush needs no lookup. */
+interface KeyCount {
+  n: number;
+}
+
 /** An item emitted and not yet flushed; also the ack it travels with (one object, no closure). */
 class InFlightItem<K> extends StateAck<InFlightItem<K>> {
   readonly upstream: Ack;
   readonly key: K;
+  readonly count: KeyCount;
 
-  constructor(stages: AckHandler<InFlightItem<K>>, upstream: Ack, key: K) {
+  constructor(stages: AckHandler<InFlightItem<K>>, upstream: Ack, key: K, count: KeyCount) {
     super(stages);
     this.upstream = upstream;
     this.key = key;
+    this.count = count;
   }
 }
 
@@ -163,7 +170,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
   return (source) =>
     new Observable<Acked<T>>((subscriber) => {
       /** Emitted, unflushed ordinary items per key (keys at zero are deleted). */
-      const inFlightByKey = new Map<K, number>();
+      const inFlightByKey = new Map<K, KeyCount>();
       let inFlight = 0;
       /** Emitted, unflushed barriers: how many cover each key, and how many cover all. */
       const activeByKey = new Map<K, number>();
@@ -180,7 +187,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       let sourceDone = false;
       let reported: DrainBarrierStats | undefined;
 
-      const activeCovers = (key: K) => activeAll > 0 || activeByKey.has(key);
+      const activeCovers = (key: K) => activeAll > 0 || (activeByKey.size > 0 && activeByKey.has(key));
 
       const activate = (scope: ScopeSet<K>) => {
         activeBarriers++;
@@ -199,8 +206,8 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       /** The stages of every passed item's ack. Its context holds the upstream ack and key, never the value. */
       const itemStages: AckHandler<InFlightItem<K>> = {
         enqueued: ({ upstream }) => upstream.enqueued(),
-        flushed: ({ upstream, key }) => {
-          decrement(inFlightByKey, key);
+        flushed: ({ upstream, key, count }) => {
+          if (--count.n === 0) inFlightByKey.delete(key);
           inFlight--;
           upstream.flushed();
           scan();
@@ -213,9 +220,11 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       };
 
       const passItem = (item: Acked<T>, key: K) => {
-        increment(inFlightByKey, key);
+        let count = inFlightByKey.get(key);
+        if (count === undefined) inFlightByKey.set(key, (count = { n: 0 }));
+        count.n++;
         inFlight++;
-        outbox.push({ value: item.value, ack: new InFlightItem(itemStages, item.ack, key) });
+        outbox.push({ value: item.value, ack: new InFlightItem(itemStages, item.ack, key, count) });
       };
 
       const passBarrier = (entry: HeldBarrier<T, K>) => {

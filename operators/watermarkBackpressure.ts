@@ -111,7 +111,7 @@ export function watermarkBackpressure<T>(options: WatermarkBackpressureOptions<T
 
       const settle = (wake: HeldWake) => {
         // A flush implies the wake: the held entry is dropped, not resumed.
-        held.delete(wake);
+        if (held.size > 0) held.delete(wake);
         usageBytes -= wake.size;
         if (holding && usageBytes <= lowBytes) holding = false;
         report();

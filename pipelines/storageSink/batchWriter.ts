@@ -13,10 +13,11 @@ import { withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
 import type { DataFolder, DdlEvent } from '../../lib/codec/index.ts';
 import type { FlushMetrics } from '../../lib/metrics/index.ts';
 import type { Batch } from '../../operators/batchBy.ts';
-import { dataFileBytes, folderKey, sameFolder } from './encoder.ts';
+import { folderKey, sameFolder } from './encoder.ts';
 import type { FileOutput } from './fileOutput.ts';
 import type { SinkProgress } from './options.ts';
-import type { SinkItem } from './sinkItems.ts';
+import { rowsFileBytes } from './rowArena.ts';
+import type { RowItem, SinkItem } from './sinkItems.ts';
 import type { TableRegistry } from './tableRegistry.ts';
 
 export interface BatchWriterOptions {
@@ -36,7 +37,7 @@ interface FileRows {
   readonly folder: DataFolder;
   /** Set with tables across dispatchers: the file is this dispatcher's. */
   readonly dispatcherId: string | undefined;
-  readonly texts: string[];
+  readonly rows: RowItem[];
   bytes: number;
 }
 
@@ -54,13 +55,13 @@ export class BatchWriter {
     const { output, flushes, scheduler } = this.options;
     const { files, ddl } = this.group(batch);
     const progress = await Promise.all(
-      files.map(async ({ folder, dispatcherId, texts, bytes: length }) => {
+      files.map(async ({ folder, dispatcherId, rows, bytes: length }) => {
         await this.ensureSchema(folder);
-        const bytes = dataFileBytes(texts, length);
+        const bytes = rowsFileBytes(rows, length);
         const started = scheduler.now();
         const { path } = await this.withRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes, dispatcherId));
         flushes?.observe(batch.reason, scheduler.now() - started, bytes.byteLength);
-        return { kind: 'data', path, rows: texts.length, bytes: bytes.byteLength, reason: batch.reason } as const;
+        return { kind: 'data', path, rows: rows.length, bytes: bytes.byteLength, reason: batch.reason } as const;
       }),
     );
     const reports: SinkProgress[] = [...progress];
@@ -90,9 +91,9 @@ export class BatchWriter {
       if (run === undefined || !sameFolder(run.folder, value.folder) || run.dispatcherId !== dispatcherId) {
         const key = folderKey(value.folder, dispatcherId ?? '');
         run = files.get(key);
-        if (run === undefined) files.set(key, (run = { folder: value.folder, dispatcherId, texts: [], bytes: 0 }));
+        if (run === undefined) files.set(key, (run = { folder: value.folder, dispatcherId, rows: [], bytes: 0 }));
       }
-      run.texts.push(value.text);
+      run.rows.push(value);
       run.bytes += value.bytes;
     }
     return { files: [...files.values()], ddl };

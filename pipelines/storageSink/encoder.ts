@@ -52,7 +52,6 @@ export const ROW_ENCODER_DEFAULTS = Object.freeze({
 
 /** One row, encoded, with the data file it belongs to: the (folder, dispatcher) pair. */
 export interface EncodedRow {
-  /** Marks it as the sink's row item, so the sink passes it on as it is. */
   kind: 'row';
   folder: DataFolder;
   dispatcherId: string;
@@ -128,8 +127,8 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
     }
     const text = encodeText(event);
     // Reading a character flattens the text now, while it is young: built by concatenation it is a
-    // tree of dozens of small strings, which every collection would copy while the row waits for
-    // its file (measured: 471 B per csv row of ~200 B as a tree, 235 B flat).
+    // tree of dozens of small strings, which every collection would copy while a caller holds the
+    // row (measured: 471 B per csv row of ~200 B as a tree, 235 B flat).
     if (text.charCodeAt(text.length - 1) !== LF) throw new Error(`${OWNER}: an encoded row must end with a line break`);
     return { kind: 'row', folder, dispatcherId: event.dispatcherId, text, bytes: Buffer.byteLength(text, 'utf8') };
   };

@@ -2,19 +2,23 @@
  * What travels from the encode stage through the spool to the writer: encoded rows, DDLs (barriers)
  * and drain markers, with the codec the spool stores them with.
  *
- * Invariant guarded here: decode(encode(item)) is the same item, text for text for row payloads, so
+ * Invariant guarded here: decode(encode(item)) is the same item, byte for byte for row payloads, so
  * a row spilled to disk is written to its data file exactly as encoded.
  */
 import { formatChangeEventLine, parseChangeEventLine, type DataFolder, type DdlEvent } from '../../lib/codec/index.ts';
 import type { SpoolCodec } from '../../operators/spool.ts';
 
-/** One encoded row (or the D+I pair of an update), bound for the data file of `folder`. */
+/**
+ * One encoded row (or the D+I pair of an update), bound for the data file of `folder`: its UTF-8
+ * bytes are `chunk[offset, offset + bytes)`, off the V8 heap (see RowArena).
+ */
 export interface RowItem {
   readonly kind: 'row';
   readonly folder: DataFolder;
   readonly dispatcherId: string;
-  readonly text: string;
-  /** The UTF-8 length of `text`. */
+  readonly chunk: Buffer;
+  readonly offset: number;
+  /** The row's length in bytes. */
   readonly bytes: number;
 }
 
@@ -58,7 +62,11 @@ export const sinkItemCodec: SpoolCodec<SinkItem> = {
     const header: RowHeader = { k: 'r', s: folder.schema, t: folder.table, v: String(folder.tableVersion), id: item.dispatcherId };
     if (folder.date !== undefined) header.d = folder.date;
     if (folder.partitionId !== undefined) header.p = String(folder.partitionId);
-    return Buffer.from(`${JSON.stringify(header)}\n${item.text}`);
+    const head = Buffer.from(`${JSON.stringify(header)}\n`);
+    const record = Buffer.allocUnsafe(head.byteLength + item.bytes);
+    head.copy(record);
+    item.chunk.copy(record, head.byteLength, item.offset, item.offset + item.bytes);
+    return record;
   },
   decode(bytes) {
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -69,6 +77,8 @@ export const sinkItemCodec: SpoolCodec<SinkItem> = {
     const folder: DataFolder = { schema: header.s!, table: header.t!, tableVersion: BigInt(header.v!) };
     if (header.d !== undefined) folder.date = header.d;
     if (header.p !== undefined) folder.partitionId = BigInt(header.p);
-    return { kind: 'row', folder, dispatcherId: header.id!, text: buffer.toString('utf8', end + 1), bytes: buffer.length - end - 1 };
+    // A copy: the spool may reuse the buffer it read into.
+    const chunk = Buffer.from(buffer.subarray(end + 1));
+    return { kind: 'row', folder, dispatcherId: header.id!, chunk, offset: 0, bytes: chunk.byteLength };
   },
 };

@@ -2,7 +2,7 @@
  * storageSink: CDC change events into TiCDC-compatible files on any ExternalStorage.
  *
  * events -> positions per dispatcher -> watermarkBackpressure (memory quota) -> drainBarrier (a DDL
- * drains its dispatchers) -> encode (in order) -> spool (early wake) -> batchBy (file size, flush
+ * drains its dispatchers) -> encode (in order, into the row arena) -> spool (early wake) -> batchBy (file size, flush
  * interval, barrier, quota) -> data files, then index files, then the DDL's schema file ->
  * flushed() -> the `metadata` checkpoint.
  *
@@ -27,6 +27,7 @@ import { createRowEncoder } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
 import { checkOptions, STORAGE_SINK_DEFAULTS, type SinkProgress, type StorageSinkOptions } from './options.ts';
 import { QuotaCut } from './quotaCut.ts';
+import { RowArena } from './rowArena.ts';
 import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
 import { TableRegistry } from './tableRegistry.ts';
 
@@ -67,6 +68,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       for (const def of options.tables ?? []) tables.register(def);
       // Rows are checked once, in admit, where each is named by its input position.
       const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv, rowsChecked: true });
+      const arena = new RowArena();
       const bound = bindMetrics(metrics);
       const writer = new BatchWriter({
         output: new FileOutput({
@@ -113,8 +115,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           tables.apply(value);
           return { value: { kind: 'ddl', ddl: value }, ack };
         }
-        // An encoded row is the spool's row item as it is.
-        return { value: encode(value), ack };
+        return { value: arena.rowOf(encode(value)), ack };
       };
 
       // The checkpoint: at most every checkpointIntervalMs, and once more at the end.

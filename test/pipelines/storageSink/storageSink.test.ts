@@ -421,6 +421,26 @@ describe('storageSink', () => {
     expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":5609}', 'once the input completes, every dispatcher reached its last ts');
   });
 
+  it('rows that wait in the spool on disk are written byte for byte as encoded', async () => {
+    const storage = new MemoryStorage();
+    const registry = createMetricsRegistry();
+    // Multi-byte text, so a spilled row's bytes and its length in characters differ.
+    const rows = Array.from({ length: 200 }, (_, i) => ({ ...row(`d${i % 3}`, 101n + BigInt(i), i), columns: { id: i, note: `naïve ☃ ${i}` } }));
+    // A window of two small files: the spool holds the rest, beyond 2 KiB of memory on disk.
+    await run(acked([createOrders, ...rows]), {
+      ...baseOptions(storage),
+      fileSizeBytes: 512,
+      spool: { memoryBytes: 2048, diskQuotaBytes: 1 << 24 },
+      metrics: { registry, pipeline: 'spilled' },
+    });
+    expect(await valueOf(registry, 'sluice_spool_spilled_items_total', { pipeline: 'spilled' })).to.be.greaterThan(100);
+    const index = new TextDecoder().decode(await storage.get('shop/orders/100/meta/CDC.index'));
+    const last = Number(/CDC(\d+)\.csv/.exec(index)![1]);
+    let written = '';
+    for (let i = 0; i <= last; i++) written += new TextDecoder().decode(await storage.get(`shop/orders/100/CDC${String(i).padStart(6, '0')}.csv`));
+    expect(written).to.equal(encodeCsvRows(rows, ORDERS_V100));
+  });
+
   it('rejects a memoryQuotaBytes below 1 and a tableAcrossDispatchers that is not a boolean', () => {
     const storage = new MemoryStorage();
     expect(() => storageSink({ storage, memoryQuotaBytes: 0 })).to.throw(InvalidOptionError, 'memoryQuotaBytes');
