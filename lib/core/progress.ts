@@ -7,6 +7,10 @@
  * reaches an unflushed item and never moves backwards. That needs positions that do not go back
  * (checked), and no new item at or below a checkpoint already reported (checked: an error, since
  * accepting it would let a restart skip it).
+ *
+ * With `sharedPositions`, several items may share a position (the rows of one transaction at one
+ * commit ts), so a position is complete only once a higher one or `advance` says so: with nothing
+ * unflushed, the checkpoint is one below the highest item position until then.
  */
 import { Observable, Subject } from 'rxjs';
 import { noopAck, StateAck, type Ack, type AckHandler } from './ack.ts';
@@ -41,12 +45,18 @@ class PathProgress<P> {
   head = 0;
   /** Highest position tracked or advanced to; undefined before the first. */
   highest: bigint | undefined;
+  /**
+   * With shared positions: more items may still come at `highest` (it came from an item, not from
+   * `advance` or a parked checkpoint). Always false otherwise.
+   */
+  open = false;
   checkpoint: bigint | undefined;
 
   /** The checkpoint as the state now implies it. */
   compute(): bigint | undefined {
     const oldest = this.pending[this.head];
-    return oldest ? oldest.position - 1n : this.highest;
+    if (oldest) return oldest.position - 1n;
+    return this.open ? this.highest! - 1n : this.highest;
   }
 
   /** Brings `checkpoint` up to date (it is kept only while someone watches changes) and returns it. */
@@ -81,7 +91,16 @@ class PathProgress<P> {
  * const ack = tracker.track('dispatcher-1', 42n, item.ack); // forwards every stage to item.ack
  * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
  */
+export interface ProgressTrackerOptions {
+  /**
+   * Items may share a position (rows of one transaction at one commit ts): a path's checkpoint stays
+   * one below its highest item position until a higher position or `advance` completes it. Default false.
+   */
+  sharedPositions?: boolean;
+}
+
 export class ProgressTracker<P = string> {
+  private readonly sharedPositions: boolean;
   private readonly paths = new Map<P, PathProgress<P>>();
   /** Idle paths reduced to their checkpoint (see park), and the least of them (undefined: recompute). */
   private readonly parked = new Map<P, bigint>();
@@ -96,6 +115,10 @@ export class ProgressTracker<P = string> {
    */
   private overallStale = false;
 
+  constructor(options: ProgressTrackerOptions = {}) {
+    this.sharedPositions = options.sharedPositions === true;
+  }
+
   /**
    * Registers an item at `position` on `path` and returns the ack that reports it: its `flushed()`
    * marks the item durable, and every stage is forwarded to `inner` when given.
@@ -105,7 +128,7 @@ export class ProgressTracker<P = string> {
     const state = this.stateOf(path);
     const { pending } = state;
     // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
-    // it is the highest position, which a new item must pass.
+    // it is the highest position (one below it while that position is open), which a new item must pass.
     if (state.head < pending.length) {
       const last = pending[pending.length - 1]!;
       if (position < last.position) {
@@ -113,14 +136,17 @@ export class ProgressTracker<P = string> {
           `ProgressTracker: position ${position} on path ${String(path)} is below the previous one (${last.position}); positions on a path must not go back`,
         );
       }
-    } else if (state.highest !== undefined && position <= state.highest) {
+    } else if (state.highest !== undefined && (position < state.highest || (position === state.highest && !state.open))) {
       throw new RangeError(
-        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.highest}, already reported; give items distinct, growing positions`,
+        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
       );
     }
     const entry = new Pending(this.stages, position, path, state, inner);
     state.pending.push(entry);
-    if (state.highest === undefined || position > state.highest) state.highest = position;
+    if (state.highest === undefined || position > state.highest) {
+      state.highest = position;
+      state.open = this.sharedPositions;
+    }
     this.update(path, state);
     return entry;
   }
@@ -146,7 +172,10 @@ export class ProgressTracker<P = string> {
    */
   advance(path: P, position: bigint): void {
     const state = this.stateOf(path);
-    if (state.highest === undefined || position > state.highest) state.highest = position;
+    if (state.highest === undefined || position >= state.highest) {
+      state.highest = position;
+      state.open = false;
+    }
     this.update(path, state);
   }
 
@@ -164,9 +193,11 @@ export class ProgressTracker<P = string> {
   park(path: P): boolean {
     const state = this.paths.get(path);
     if (state === undefined || state.head !== state.pending.length || state.highest === undefined) return false;
+    // Its checkpoint, which it resumes from (complete: a new item must pass it).
+    const checkpoint = state.compute()!;
     this.paths.delete(path);
-    this.parked.set(path, state.highest);
-    if (!this.parkedLeastStale && (this.parkedLeast === undefined || state.highest < this.parkedLeast)) this.parkedLeast = state.highest;
+    this.parked.set(path, checkpoint);
+    if (!this.parkedLeastStale && (this.parkedLeast === undefined || checkpoint < this.parkedLeast)) this.parkedLeast = checkpoint;
     return true;
   }
 
@@ -175,13 +206,13 @@ export class ProgressTracker<P = string> {
     return { active: this.paths.size, parked: this.parked.size };
   }
 
-  /** Every known path (parked ones too) with its highest position, when it has one. */
+  /** Every known path with its highest position, when it has one (a parked path: its checkpoint). */
   *highestPositions(): IterableIterator<[P, bigint]> {
     for (const [path, state] of this.paths) if (state.highest !== undefined) yield [path, state.highest];
     yield* this.parked;
   }
 
-  /** The highest position tracked or advanced to on `path` (parked or not), or undefined. */
+  /** The highest position tracked or advanced to on `path` (parked: its checkpoint), or undefined. */
   highest(path: P): bigint | undefined {
     return this.paths.get(path)?.highest ?? this.parked.get(path);
   }

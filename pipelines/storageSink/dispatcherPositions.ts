@@ -1,40 +1,25 @@
 /**
- * The sink's progress per dispatcher: each event gets a position (its commit ts, then its place among
- * the events of that ts), tracked until durable; the `metadata` checkpoint is the least of them.
- * Dispatchers idle for a while are reduced to their checkpoint.
+ * The sink's progress per dispatcher: each event is tracked at its commit ts until durable; the
+ * `metadata` checkpoint is the least dispatcher checkpoint. Dispatchers idle for a while are reduced
+ * to their checkpoint.
  *
  * Invariants guarded here: the checkpoint reaches a commit ts only once every event of it on every
- * dispatcher is durable; an idle dispatcher's checkpoint still counts (events carry no resolved
- * ts); a dispatcher back from idleness continues after its last position.
+ * dispatcher is durable and a later one was seen (the rows of one transaction share a commit ts, and
+ * more of them may still come: ProgressTracker's shared positions); an idle dispatcher's checkpoint
+ * still counts (events carry no resolved ts); a dispatcher back from idleness continues above it.
  */
 import type { Ack } from '../../lib/core/ack.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
 
-/** Events of one commit ts on one dispatcher get consecutive positions below the next ts. */
-const SEQUENCE_BITS = 20n;
-const SEQUENCE_MASK = (1n << SEQUENCE_BITS) - 1n;
-const MAX_SEQUENCE = Number(SEQUENCE_MASK);
 const DDL_PATH = 'ddl@';
 
-interface PathSequence {
-  commitTs: bigint;
-  next: number;
-  /** The reclaim sweep in which the path was last seen. */
-  sweep: number;
-}
-
 export class DispatcherPositions {
-  private readonly tracker = new ProgressTracker<string>();
-  /** Per active path: the last commit ts, the next sequence at it, the sweep it was last seen in. */
-  private readonly sequences = new Map<string, PathSequence>();
-  /** Active paths, least recently seen first (moved to the back at most once per sweep). */
-  private readonly seen = new Map<string, PathSequence>();
+  private readonly tracker = new ProgressTracker<string>({ sharedPositions: true });
+  /** Active paths by the sweep they were last seen in, least recently seen first. */
+  private readonly seen = new Map<string, number>();
   private sweep = 0;
-  private readonly owner: string;
-
-  constructor(owner: string) {
-    this.owner = owner;
-  }
+  /** The greatest commit ts of any event, which completion resolves every dispatcher to. */
+  private greatest: bigint | undefined;
 
   /** Tracks a row of `dispatcherId` at `commitTs`; the returned ack reports its durability. */
   trackRow(dispatcherId: string, commitTs: bigint, ack: Ack): Ack {
@@ -53,7 +38,6 @@ export class DispatcherPositions {
       flushed: () => {
         tracked.flushed();
         this.tracker.remove(path);
-        this.sequences.delete(path);
         this.seen.delete(path);
       },
       failed: (error) => tracked.failed(error),
@@ -63,9 +47,7 @@ export class DispatcherPositions {
   /** The commit ts everything at or below which is durable, or undefined before any event. */
   get checkpointTs(): bigint | undefined {
     const overall = this.tracker.overall;
-    if (overall === undefined) return undefined;
-    const ts = ((overall + 1n) >> SEQUENCE_BITS) - 1n;
-    return ts < 0n ? undefined : ts;
+    return overall === undefined || overall < 0n ? undefined : overall;
   }
 
   /** Dispatchers with state, and idle ones reduced to their checkpoint. */
@@ -79,10 +61,9 @@ export class DispatcherPositions {
    * commit ts seen and the checkpoint reaches it once every row is durable.
    */
   completeAll(): void {
+    if (this.greatest === undefined) return;
     const dispatchers = [...this.tracker.highestPositions()].filter(([path]) => !path.startsWith(DDL_PATH));
-    let last = -1n;
-    for (const [, highest] of dispatchers) if (highest > last) last = highest;
-    for (const [path] of dispatchers) this.tracker.advance(path, last | SEQUENCE_MASK);
+    for (const [path] of dispatchers) this.tracker.advance(path, this.greatest);
   }
 
   /**
@@ -93,41 +74,21 @@ export class DispatcherPositions {
   reclaimIdle(idleSweeps: number): void {
     const sweep = ++this.sweep;
     for (const [path, last] of this.seen) {
-      if (last.sweep > sweep - 1 - idleSweeps) break;
+      if (last > sweep - 1 - idleSweeps) break;
       this.seen.delete(path);
-      if (this.tracker.park(path)) {
-        this.sequences.delete(path);
-      } else {
-        // Rows still in flight: looked at again after another idle period (at the back now, so
-        // this loop stops when it gets there).
-        last.sweep = sweep - 1;
-        this.seen.set(path, last);
-      }
+      // Rows still in flight: looked at again after another idle period (at the back now, so
+      // this loop stops when it gets there).
+      if (!this.tracker.park(path)) this.seen.set(path, sweep - 1);
     }
   }
 
   private track(path: string, commitTs: bigint, ack: Ack): Ack {
-    let last = this.sequences.get(path);
-    if (last === undefined) {
-      // New, or back from idleness: continue after its highest position when at the same ts.
-      const highest = this.tracker.highest(path);
-      const next = highest !== undefined && highest >> SEQUENCE_BITS === commitTs ? Number(highest & SEQUENCE_MASK) + 1 : 0;
-      this.sequences.set(path, (last = { commitTs, next, sweep: -1 }));
-    } else if (last.commitTs !== commitTs) {
-      last.commitTs = commitTs;
-      last.next = 0;
-    }
-    if (last.sweep !== this.sweep) {
-      last.sweep = this.sweep;
+    // Moved to the back of `seen` at most once per sweep: one lookup per event otherwise.
+    if (this.seen.get(path) !== this.sweep) {
       this.seen.delete(path);
-      this.seen.set(path, last);
+      this.seen.set(path, this.sweep);
     }
-    const sequence = last.next++;
-    if (sequence > MAX_SEQUENCE) {
-      throw new RangeError(`${this.owner}: more than ${MAX_SEQUENCE + 1} events at commit ts ${commitTs} on dispatcher ${path}`);
-    }
-    // The usual case, one event per commit ts on a dispatcher, costs one bigint.
-    const base = commitTs << SEQUENCE_BITS;
-    return this.tracker.track(path, sequence === 0 ? base : base | BigInt(sequence), ack);
+    if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
+    return this.tracker.track(path, commitTs, ack);
   }
 }
