@@ -40,7 +40,8 @@ export class RowArena {
       offset = this.used;
       this.used += bytes;
     }
-    const written = chunk.write(text, offset, bytes, 'utf8');
+    // As many bytes as characters: ASCII, whose UTF-8 is its latin1, which copies faster.
+    const written = chunk.write(text, offset, bytes, bytes === text.length ? 'latin1' : 'utf8');
     if (written !== bytes) throw new RangeError(`RowArena: a row's text is ${written} bytes of UTF-8 where ${bytes} were given`);
     return { kind: 'row', folder: encoded.folder, dispatcherId: encoded.dispatcherId, chunk, offset, bytes };
   }
