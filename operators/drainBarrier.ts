@@ -73,20 +73,20 @@ interface HeldBarrier<T, K> {
 type HeldEntry<T, K> = HeldItem<T, K> | HeldBarrier<T, K>;
 
 /** Emitted, unflushed items of one key: a counter shared by them, so a flush needs no lookup. */
-interface KeyCount {
+interface KeyCount<K> {
+  readonly key: K;
   n: number;
 }
 
 /** An item emitted and not yet flushed; also the ack it travels with (one object, no closure). */
 class InFlightItem<K> extends StateAck<InFlightItem<K>> {
   readonly upstream: Ack;
-  readonly key: K;
-  readonly count: KeyCount;
+  /** Its key's counter, which also names the key. */
+  readonly count: KeyCount<K>;
 
-  constructor(stages: AckHandler<InFlightItem<K>>, upstream: Ack, key: K, count: KeyCount) {
+  constructor(stages: AckHandler<InFlightItem<K>>, upstream: Ack, count: KeyCount<K>) {
     super(stages);
     this.upstream = upstream;
-    this.key = key;
     this.count = count;
   }
 }
@@ -170,7 +170,7 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
   return (source) =>
     new Observable<Acked<T>>((subscriber) => {
       /** Emitted, unflushed ordinary items per key (keys at zero are deleted). */
-      const inFlightByKey = new Map<K, KeyCount>();
+      const inFlightByKey = new Map<K, KeyCount<K>>();
       let inFlight = 0;
       /** Emitted, unflushed barriers: how many cover each key, and how many cover all. */
       const activeByKey = new Map<K, number>();
@@ -206,14 +206,14 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
       /** The stages of every passed item's ack. Its context holds the upstream ack and key, never the value. */
       const itemStages: AckHandler<InFlightItem<K>> = {
         enqueued: ({ upstream }) => upstream.enqueued(),
-        flushed: ({ upstream, key, count }) => {
-          if (--count.n === 0) inFlightByKey.delete(key);
+        flushed: ({ upstream, count }) => {
+          if (--count.n === 0) inFlightByKey.delete(count.key);
           inFlight--;
           upstream.flushed();
           scan();
           drain();
         },
-        failed: ({ upstream, key }, error) => {
+        failed: ({ upstream, count: { key } }, error) => {
           upstream.failed(error);
           fail(`${OWNER}: an item with key ${String(key)} failed downstream; barriers whose scope includes ${String(key)} cannot drain`, error);
         },
@@ -221,10 +221,10 @@ export function drainBarrier<T, K>(options: DrainBarrierOptions<T, K>): MonoType
 
       const passItem = (item: Acked<T>, key: K) => {
         let count = inFlightByKey.get(key);
-        if (count === undefined) inFlightByKey.set(key, (count = { n: 0 }));
+        if (count === undefined) inFlightByKey.set(key, (count = { key, n: 0 }));
         count.n++;
         inFlight++;
-        outbox.push({ value: item.value, ack: new InFlightItem(itemStages, item.ack, key, count) });
+        outbox.push({ value: item.value, ack: new InFlightItem(itemStages, item.ack, count) });
       };
 
       const passBarrier = (entry: HeldBarrier<T, K>) => {

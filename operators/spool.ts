@@ -534,7 +534,9 @@ export function spool<T>(options: SpoolOptions<T>): SpoolOperator<T> {
         windowUsed -= entry.bytes;
         if (closed) return;
         if (entry.pointer !== undefined) store.release(entry.pointer);
-        pump();
+        // The room freed matters only to items still queued or held, or to completion.
+        if (pending.length > 0 || held.length > 0 || sourceDone) pump();
+        else reportStats();
       };
 
       /** The window takes an item while it fits, or alone when nothing else is out. */

@@ -26,20 +26,20 @@ class Pending<P> extends StateAck<Pending<P>> {
   readonly position: bigint;
   /** Flushed (the ack's own stage is private). */
   done = false;
-  readonly path: P;
+  /** Its path's state, which also names the path. */
   readonly state: PathProgress<P>;
   readonly inner: Ack;
 
-  constructor(stages: AckHandler<Pending<P>>, position: bigint, path: P, state: PathProgress<P>, inner: Ack) {
+  constructor(stages: AckHandler<Pending<P>>, position: bigint, state: PathProgress<P>, inner: Ack) {
     super(stages);
     this.position = position;
-    this.path = path;
     this.state = state;
     this.inner = inner;
   }
 }
 
 class PathProgress<P> {
+  readonly path: P;
   /** Tracked items from `head` on; slots before it are cleared (a flushed item is not retained). */
   readonly pending: (Pending<P> | undefined)[] = [];
   head = 0;
@@ -51,6 +51,12 @@ class PathProgress<P> {
    */
   open = false;
   checkpoint: bigint | undefined;
+  /** The tracker's epoch when the path last tracked an item (see parkIdle). */
+  lastEpoch = 0;
+
+  constructor(path: P) {
+    this.path = path;
+  }
 
   /** The checkpoint as the state now implies it. */
   compute(): bigint | undefined {
@@ -114,6 +120,8 @@ export class ProgressTracker<P = string> {
    * while someone watches overall$: a flush per item must not cost a pass over a thousand paths.
    */
   private overallStale = false;
+  /** Advanced by parkIdle; each path remembers the epoch of its last item. */
+  private epoch = 0;
 
   constructor(options: ProgressTrackerOptions = {}) {
     this.sharedPositions = options.sharedPositions === true;
@@ -141,7 +149,8 @@ export class ProgressTracker<P = string> {
         `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
       );
     }
-    const entry = new Pending(this.stages, position, path, state, inner);
+    state.lastEpoch = this.epoch;
+    const entry = new Pending(this.stages, position, state, inner);
     state.pending.push(entry);
     if (state.highest === undefined || position > state.highest) {
       state.highest = position;
@@ -158,7 +167,7 @@ export class ProgressTracker<P = string> {
       const { state } = entry;
       if (state.pending[state.head] === entry) {
         state.dropFlushedFront();
-        this.update(entry.path, state);
+        this.update(state.path, state);
       }
       entry.inner.flushed();
     },
@@ -182,6 +191,19 @@ export class ProgressTracker<P = string> {
   /** Forgets a closed path: it no longer counts toward the overall checkpoint. */
   remove(path: P): void {
     if (this.paths.delete(path) || this.unpark(path) !== undefined) this.overallMayHaveMoved();
+  }
+
+  /**
+   * Starts a new epoch and parks (see park) every path that tracked no item in the last
+   * `idleEpochs` epochs and has every item flushed; returns how many. Call it periodically (each
+   * call is one epoch): the work is one look at each path with state, never at parked ones.
+   */
+  parkIdle(idleEpochs: number): number {
+    const epoch = ++this.epoch;
+    let parked = 0;
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const [path, state] of this.paths) if (epoch - state.lastEpoch > idleEpochs && this.park(path)) parked++;
+    return parked;
   }
 
   /**
@@ -266,7 +288,7 @@ export class ProgressTracker<P = string> {
   private stateOf(path: P): PathProgress<P> {
     let state = this.paths.get(path);
     if (!state) {
-      state = new PathProgress();
+      state = new PathProgress(path);
       const parked = this.unpark(path);
       if (parked !== undefined) state.highest = state.checkpoint = parked;
       this.paths.set(path, state);

@@ -15,15 +15,13 @@ const DDL_PATH = 'ddl@';
 
 export class DispatcherPositions {
   private readonly tracker = new ProgressTracker<string>({ sharedPositions: true });
-  /** Active paths by the sweep they were last seen in, least recently seen first. */
-  private readonly seen = new Map<string, number>();
-  private sweep = 0;
   /** The greatest commit ts of any event, which completion resolves every dispatcher to. */
   private greatest: bigint | undefined;
 
   /** Tracks a row of `dispatcherId` at `commitTs`; the returned ack reports its durability. */
   trackRow(dispatcherId: string, commitTs: bigint, ack: Ack): Ack {
-    return this.track(dispatcherId, commitTs, ack);
+    if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
+    return this.tracker.track(dispatcherId, commitTs, ack);
   }
 
   /**
@@ -32,13 +30,13 @@ export class DispatcherPositions {
    */
   trackDdl(commitTs: bigint, line: number, ack: Ack): Ack {
     const path = `${DDL_PATH}${commitTs}#${line}`;
-    const tracked = this.track(path, commitTs, ack);
+    if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
+    const tracked = this.tracker.track(path, commitTs, ack);
     return {
       enqueued: () => tracked.enqueued(),
       flushed: () => {
         tracked.flushed();
         this.tracker.remove(path);
-        this.seen.delete(path);
       },
       failed: (error) => tracked.failed(error),
     };
@@ -67,28 +65,11 @@ export class DispatcherPositions {
   }
 
   /**
-   * One sweep: dispatchers not seen in the last `idleSweeps` sweeps, with every row durable, are
-   * reduced to their checkpoint (ProgressTracker.park). The work is proportional to the dispatchers
-   * seen since the last sweep plus those reclaimed, never to all of them.
+   * One sweep: dispatchers with no event in the last `idleSweeps` sweeps and every row durable are
+   * reduced to their checkpoint (ProgressTracker.parkIdle: one look at each dispatcher with state,
+   * none at those already reduced).
    */
   reclaimIdle(idleSweeps: number): void {
-    const sweep = ++this.sweep;
-    for (const [path, last] of this.seen) {
-      if (last > sweep - 1 - idleSweeps) break;
-      this.seen.delete(path);
-      // Rows still in flight: looked at again after another idle period (at the back now, so
-      // this loop stops when it gets there).
-      if (!this.tracker.park(path)) this.seen.set(path, sweep - 1);
-    }
-  }
-
-  private track(path: string, commitTs: bigint, ack: Ack): Ack {
-    // Moved to the back of `seen` at most once per sweep: one lookup per event otherwise.
-    if (this.seen.get(path) !== this.sweep) {
-      this.seen.delete(path);
-      this.seen.set(path, this.sweep);
-    }
-    if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
-    return this.tracker.track(path, commitTs, ack);
+    this.tracker.parkIdle(idleSweeps);
   }
 }

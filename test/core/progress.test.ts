@@ -55,6 +55,22 @@ describe('ProgressTracker', () => {
       expect(tracker.overall).to.equal(40n);
     });
 
+    it('parkIdle parks the paths with no item for more than idleEpochs epochs and nothing in flight', () => {
+      const tracker = new ProgressTracker<string>();
+      tracker.track('quiet', 1n).flushed();
+      const busy = tracker.track('busy', 1n);
+      tracker.track('back', 1n).flushed();
+      expect(tracker.parkIdle(1)).to.equal(0, 'one epoch: nothing idle for more than one yet');
+      tracker.track('back', 2n).flushed();
+      expect(tracker.parkIdle(1)).to.equal(1, 'quiet only: busy has an item in flight, back tracked in the last epoch');
+      expect(tracker.pathCounts).to.deep.equal({ active: 2, parked: 1 });
+      expect(tracker.checkpoint('quiet')).to.equal(1n);
+      busy.flushed();
+      expect(tracker.parkIdle(1)).to.equal(2);
+      expect(tracker.pathCounts).to.deep.equal({ active: 0, parked: 3 });
+      expect(tracker.overall).to.equal(1n);
+    });
+
     it('property: parking idle paths never changes the overall checkpoint', () => {
       fc.assert(
         fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.boolean(), fc.boolean()), { maxLength: 60 }), (steps) => {
