@@ -1,10 +1,7 @@
 /**
  * The storage sink's row encoder: one row change becomes the text it adds to a data file (csv or
- * canal-json, as TiCDC writes them) and the data folder and dispatcher whose file it belongs to;
- * `dataFileBytes` turns the texts of one file into its UTF-8 bytes at once.
- *
- * Why text until the file: a row in flight is one string (no ArrayBuffer, backing store and
- * external-memory record each), which halves what the garbage collector handles per row.
+ * canal-json, as TiCDC writes them) and the data folder and dispatcher whose file it belongs to
+ * (the sink then keeps the text's bytes in its RowArena until the file is written).
  *
  * Invariant guarded here: a row is encoded only after it passed `checkChangeEvent`, with the table
  * definition of exactly its table version, into the folder of that version and of its commit's date
@@ -151,18 +148,4 @@ export function sameFolder(a: DataFolder, b: DataFolder): boolean {
     a === b ||
     (a.schema === b.schema && a.table === b.table && a.tableVersion === b.tableVersion && a.partitionId === b.partitionId && a.date === b.date)
   );
-}
-
-/**
- * The UTF-8 bytes of `texts` one after another; `byteLength` is their total UTF-8 length (each
- * row's `bytes`), so the file is written in place with no intermediate string.
- */
-export function dataFileBytes(texts: readonly string[], byteLength: number): Buffer {
-  // Room for one more character (at most 4 bytes): texts longer than byteLength overflow into it
-  // instead of being cut silently at the end of the buffer.
-  const file = Buffer.allocUnsafe(byteLength + 4);
-  let offset = 0;
-  for (let i = 0; i < texts.length; i++) offset += file.write(texts[i]!, offset, 'utf8');
-  if (offset !== byteLength) throw new RangeError(`dataFileBytes: the texts are ${offset > byteLength ? 'more than ' : ''}${Math.min(offset, byteLength)} bytes of UTF-8, not the ${byteLength} given`);
-  return file.subarray(0, byteLength);
 }

@@ -18,21 +18,26 @@ import type { RowItem } from './sinkItems.ts';
 const CHUNK_BYTES = 256 * 1024;
 /** A row above this takes a buffer of its own, so a big row does not waste the rest of a chunk. */
 const OWN_BUFFER_BYTES = CHUNK_BYTES / 8;
+/** The longest UTF-8 character: what a text longer than its stated length may write past it. */
+const SLACK_BYTES = 4;
 
 export class RowArena {
   private chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
   private used = 0;
 
-  /** The row item of an encoded row, its text copied into the arena. */
+  /**
+   * The row item of an encoded row, its text copied into the arena. Throws a RangeError when the
+   * text's UTF-8 is not `bytes` long.
+   */
   rowOf(encoded: EncodedRow): RowItem {
     const { text, bytes } = encoded;
     let chunk: Buffer;
     let offset: number;
     if (bytes > OWN_BUFFER_BYTES) {
-      chunk = Buffer.allocUnsafeSlow(bytes);
+      chunk = Buffer.allocUnsafeSlow(bytes + SLACK_BYTES);
       offset = 0;
     } else {
-      if (this.used + bytes > CHUNK_BYTES) {
+      if (this.used + bytes + SLACK_BYTES > CHUNK_BYTES) {
         this.chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
         this.used = 0;
       }
@@ -40,9 +45,9 @@ export class RowArena {
       offset = this.used;
       this.used += bytes;
     }
-    // As many bytes as characters: ASCII, whose UTF-8 is its latin1, which copies faster.
-    const written = chunk.write(text, offset, bytes, bytes === text.length ? 'latin1' : 'utf8');
-    if (written !== bytes) throw new RangeError(`RowArena: a row's text is ${written} bytes of UTF-8 where ${bytes} were given`);
+    // Room for one character more: a text longer than `bytes` writes into it and is caught.
+    const written = chunk.write(text, offset, bytes + SLACK_BYTES, 'utf8');
+    if (written !== bytes) throw new RangeError(`RowArena: a row's text is ${written > bytes ? 'at least ' : ''}${written} bytes of UTF-8 where ${bytes} were given`);
     return { kind: 'row', folder: encoded.folder, dispatcherId: encoded.dispatcherId, chunk, offset, bytes };
   }
 }

@@ -9,13 +9,18 @@ import { encodeCanalJsonRows } from '../../../lib/codec/canalJson.ts';
 import { InvalidChangeEventError, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/changeEvent.ts';
 import { encodeCsvRow, encodeCsvRows } from '../../../lib/codec/csv.ts';
 import { InvalidOptionError } from '../../../lib/core/errors.ts';
-import { createRowEncoder, dataFileBytes, folderKey, type EncodedRow } from '../../../pipelines/storageSink/encoder.ts';
+import { createRowEncoder, folderKey, type EncodedRow } from '../../../pipelines/storageSink/encoder.ts';
+import { RowArena, rowsFileBytes } from '../../../pipelines/storageSink/rowArena.ts';
 import { TableRegistry, UnknownTableVersionError } from '../../../pipelines/storageSink/tableRegistry.ts';
 import { tableWithRowsArb } from '../../codec/arbitraries.ts';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 /** A data file of encoded rows, as the sink's writer assembles it. */
-const fileOf = (rows: readonly EncodedRow[]) => dataFileBytes(rows.map((row) => row.text), rows.reduce((sum, row) => sum + row.bytes, 0));
+/** A data file of encoded rows, made as the sink makes it (row arena, then the file's bytes). */
+const fileOf = (rows: readonly EncodedRow[]) => {
+  const arena = new RowArena();
+  return rowsFileBytes(rows.map((row) => arena.rowOf(row)), rows.reduce((sum, row) => sum + row.bytes, 0));
+};
 
 const orders: TableDef = {
   schema: 'shop',
@@ -144,7 +149,7 @@ describe('storage sink row encoder', () => {
     expect(new Set(keys).size).to.equal(4);
   });
 
-  it('dataFileBytes joins the rows of one data file exactly', () => {
+  it('the rows of one data file are joined exactly', () => {
     const encode = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
     const rows = [encode(insert()), encode(update), encode(insert({ op: 'delete' }))];
     expect(text(fileOf(rows))).to.equal('"I","orders","shop",1,"a ""b"", c","9.50"\r\n"U","orders","shop",1,"new","1.00"\r\n"D","orders","shop",1,"a ""b"", c","9.50"\r\n');
@@ -155,9 +160,9 @@ describe('storage sink row encoder', () => {
     const encode = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
     const wide = encode(insert({ columns: { id: 7, name: 'Zürich 東京 🚀', price: '1.00' } }));
     expect(wide.bytes).to.equal(Buffer.byteLength(wide.text, 'utf8')).and.to.be.greaterThan(wide.text.length);
-    const file = dataFileBytes([wide.text, 'x\r\n'], wide.bytes + 3);
+    const file = fileOf([wide, { ...wide, text: 'x\r\n', bytes: 3 }]);
     expect(file.toString('utf8')).to.equal(`${wide.text}x\r\n`);
-    expect(() => dataFileBytes([wide.text], wide.text.length)).to.throw(RangeError, 'not the');
+    expect(() => fileOf([{ ...wide, bytes: wide.text.length }])).to.throw(RangeError);
   });
 
   it('a data file of encoded rows equals the codec output for those rows (csv and canal-json)', () => {

@@ -47,6 +47,7 @@ describe('RowArena', () => {
     expect(() => rowsFileBytes(rows, 6)).to.throw(RangeError, 'the rows are more than the 6 bytes given');
     expect(() => rowsFileBytes(rows, 8)).to.throw(RangeError, 'the rows are 7 bytes, not the 8 given');
     expect(() => arena.rowOf({ ...encoded('é\r\n'), bytes: 5 })).to.throw(RangeError, 'RowArena: a row\'s text is 4 bytes of UTF-8 where 5 were given');
+    expect(() => arena.rowOf({ ...encoded('éé\r\n'), bytes: 4 })).to.throw(RangeError, 'RowArena: a row\'s text is at least 6 bytes of UTF-8 where 4 were given');
   });
 });
 
