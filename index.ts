@@ -20,6 +20,7 @@ export {
   type AckHandler,
   type AckHandlers,
   type CheckpointChange,
+  type ProgressTrackerOptions,
   type PacedOptions,
   type PacedSource,
   type PullFunction,

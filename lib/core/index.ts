@@ -1,5 +1,5 @@
 export { createAck, bindAck, StateAck, ackAll, acked, isAcked, noopAck, type Ack, type Acked, type AckHandler, type AckHandlers } from './ack.ts';
-export { ProgressTracker, type CheckpointChange } from './progress.ts';
+export { ProgressTracker, type CheckpointChange, type ProgressTrackerOptions } from './progress.ts';
 export { fromPaced, mergePaced, PACED_DEFAULTS, type PacedOptions, type PacedSource, type PullFunction } from './paced.ts';
 export { InvalidOptionError, BufferOverflowError, checkNumber, checkFunction } from './errors.ts';
 export { Queue } from './queue.ts';

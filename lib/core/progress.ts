@@ -89,14 +89,6 @@ class PathProgress<P> {
   }
 }
 
-/**
- * Tracks items by position on their path and reports checkpoints as their acks are flushed.
- *
- * @example
- * const tracker = new ProgressTracker<string>();
- * const ack = tracker.track('dispatcher-1', 42n, item.ack); // forwards every stage to item.ack
- * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
- */
 export interface ProgressTrackerOptions {
   /**
    * Items may share a position (rows of one transaction at one commit ts): a path's checkpoint stays
@@ -105,6 +97,14 @@ export interface ProgressTrackerOptions {
   sharedPositions?: boolean;
 }
 
+/**
+ * Tracks items by position on their path and reports checkpoints as their acks are flushed.
+ *
+ * @example
+ * const tracker = new ProgressTracker<string>();
+ * const ack = tracker.track('dispatcher-1', 42n, item.ack); // forwards every stage to item.ack
+ * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
+ */
 export class ProgressTracker<P = string> {
   private readonly sharedPositions: boolean;
   private readonly paths = new Map<P, PathProgress<P>>();
