@@ -134,28 +134,24 @@ export class ProgressTracker<P = string> {
    */
   track(path: P, position: bigint, inner: Ack = noopAck()): Ack {
     const state = this.stateOf(path);
-    const { pending } = state;
-    // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
-    // it is the highest position (one below it while that position is open), which a new item must pass.
-    if (state.head < pending.length) {
-      const last = pending[pending.length - 1]!;
-      if (position < last.position) {
-        throw new RangeError(
-          `ProgressTracker: position ${position} on path ${String(path)} is below the previous one (${last.position}); positions on a path must not go back`,
-        );
-      }
-    } else if (state.highest !== undefined && (position < state.highest || (position === state.highest && !state.open))) {
+    const { highest } = state;
+    // One comparison in the usual case, a position above the path's highest; and only the path's
+    // own state is read (not its last item, which a path among a thousand has long left the cache).
+    if (highest === undefined || position > highest) {
+      state.highest = position;
+      state.open = this.sharedPositions;
+    } else if (state.head < state.pending.length ? position < highest : position < highest || !state.open) {
+      // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
+      // it is the highest position (one below it while that position is open), which a new item must pass.
       throw new RangeError(
-        `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
+        state.head < state.pending.length
+          ? `ProgressTracker: position ${position} on path ${String(path)} is below ${highest}, the highest tracked or advanced to; positions on a path must not go back`
+          : `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
       );
     }
     state.lastEpoch = this.epoch;
     const entry = new Pending(this.stages, position, state, inner);
     state.pending.push(entry);
-    if (state.highest === undefined || position > state.highest) {
-      state.highest = position;
-      state.open = this.sharedPositions;
-    }
     this.update(path, state);
     return entry;
   }

@@ -1,9 +1,14 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { Subject, take, toArray, firstValueFrom, lastValueFrom, tap } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { fromPaced, mergePaced, type PullFunction } from '../../lib/core/paced.ts';
 import { tick } from '../support/waiting.ts';
+
+async function* numbersOf<T>(values: readonly T[]) {
+  for (const value of values) yield value;
+}
 
 async function* numbers(from: number, count: number, pulled?: number[]) {
   for (let i = from; i < from + count; i++) {
@@ -90,20 +95,93 @@ describe('fromPaced', () => {
 });
 
 describe('mergePaced', () => {
-  it('one busy path cannot starve the others', async () => {
+  it('one busy path cannot starve the others: it takes turns of at most `turn` items', async () => {
     const busy = (function* () {
       for (;;) yield 'busy';
     })();
     const quiet = numbers(0, 10);
-    const firstFifty = await firstValueFrom(
-      mergePaced<string | number>([busy, quiet]).pipe(
+    const firstHundred = await firstValueFrom(
+      mergePaced<string | number>([busy, quiet], { turn: 4 }).pipe(
         tap((i) => i.ack.enqueued()),
-        take(50),
+        take(100),
         toArray(),
       ),
     );
-    const quietSeen = firstFifty.filter((i) => typeof i.value === 'number').map((i) => i.value);
-    expect(quietSeen).to.deep.equal([...Array(10).keys()]);
+    const values = firstHundred.map((i) => i.value);
+    expect(values.filter((v) => typeof v === 'number')).to.deep.equal([...Array(10).keys()]);
+    // The async path answers a couple of pull rounds later; meanwhile the busy one takes a turn a round.
+    const busyRuns = values.join(' ').split(/\d+/).slice(0, 10).map((run) => run.trim().split(' ').filter(Boolean).length);
+    expect(Math.max(...busyRuns)).to.be.at.most(3 * 4);
+  });
+
+  it('a path enqueued at once goes on for its turn, then the next ready path takes its own', async () => {
+    const a = Array.from({ length: 40 }, (_, i) => `a${i + 1}`);
+    const b = Array.from({ length: 40 }, (_, i) => `b${i + 1}`);
+    const values = (await lastValueFrom(mergePaced<string>([a, b], { turn: 16 }).pipe(tap((i) => i.ack.enqueued()), toArray()))).map((i) => i.value);
+    expect(values).to.deep.equal([...a.slice(0, 16), ...b.slice(0, 16), ...a.slice(16, 32), ...b.slice(16, 32), ...a.slice(32), ...b.slice(32)]);
+  });
+
+  it('a path woken later waits for its place, however short its turn so far', async () => {
+    const emitted: Acked<string>[] = [];
+    mergePaced<string>([['a1', 'a2'], ['b1', 'b2']], { turn: 16 }).subscribe((i) => emitted.push(i));
+    await tick();
+    expect(emitted.map((i) => i.value)).to.deep.equal(['a1', 'b1']);
+    emitted[0]!.ack.enqueued();
+    emitted[1]!.ack.enqueued();
+    await tick();
+    expect(emitted.map((i) => i.value)).to.deep.equal(['a1', 'b1', 'a2', 'b2']);
+  });
+
+  it('keeps each path in order and within its window, whatever the window, turn, burst and wakes (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ items: fc.integer({ min: 0, max: 12 }), async: fc.boolean() }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 16 }),
+        async (specs, window, turn, burst, wakeAtOnce) => {
+          const sources = specs.map(({ items, async }, p) => {
+            const values = Array.from({ length: items }, (_, i) => ({ path: p, i }));
+            return async ? numbersOf(values) : values;
+          });
+          const waiting = specs.map(() => 0);
+          const seen = specs.map(() => [] as number[]);
+          const later: (() => void)[] = [];
+          let n = 0;
+          let done = false;
+          await new Promise<void>((resolve, reject) => {
+            mergePaced(sources, { window, turn, burst }).subscribe({
+              next: (item) => {
+                const { path, i } = item.value;
+                seen[path]!.push(i);
+                waiting[path]!++;
+                if (waiting[path]! > window) reject(new Error(`path ${path} has ${waiting[path]} items waiting, window ${window}`));
+                const wake = () => {
+                  waiting[path]!--;
+                  item.ack.enqueued();
+                };
+                if (wakeAtOnce[n++ % wakeAtOnce.length]) wake();
+                else later.push(wake);
+              },
+              error: reject,
+              complete: () => {
+                done = true;
+                resolve();
+              },
+            });
+            // Late wakes, one batch per macrotask, until the stream is done.
+            const release = () => {
+              for (const wake of later.splice(0)) wake();
+              if (!done) setImmediate(release);
+            };
+            setImmediate(release);
+          });
+          specs.forEach(({ items }, p) => expect(seen[p]).to.deep.equal([...Array(items).keys()], `path ${p}`));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   it('a busy path yields to timers every burst', async () => {

@@ -191,10 +191,14 @@ describe('ProgressTracker', () => {
   it('rejects positions that go back or fall at or below a reported checkpoint', () => {
     const tracker = new ProgressTracker<string>();
     tracker.track('p', 5n);
-    expect(() => tracker.track('p', 4n)).to.throw(RangeError, /position 4 on path p is below the previous one \(5\)/);
+    expect(() => tracker.track('p', 4n)).to.throw(RangeError, /position 4 on path p is below 5, the highest tracked or advanced to/);
     const done = new ProgressTracker<string>();
     done.track('q', 5n).flushed();
     expect(() => done.track('q', 5n)).to.throw(RangeError, /at or below its checkpoint 5/);
+    // advance() promised nothing at or below 9 comes, items pending or not.
+    tracker.advance('p', 9n);
+    expect(() => tracker.track('p', 7n)).to.throw(RangeError, /position 7 on path p is below 9, the highest tracked or advanced to/);
+    expect(tracker.checkpoint('p')).to.equal(4n);
   });
 
   it('the overall checkpoint is the least over paths; advance() frees an idle path', () => {
