@@ -70,7 +70,8 @@ export class BatchWriter {
       if (ddl.tableDef) this.schemasWritten.add(`${ddl.schema}.${ddl.table}@${ddl.tableDef.version}`);
       reports.push({ kind: 'schema', path, commitTs: ddl.commitTs });
     }
-    batch.ack.flushed();
+    // Each item's own ack, in order: no combined ack over tens of thousands of members.
+    for (const item of batch.items) item.ack.flushed();
     return reports;
   }
 
