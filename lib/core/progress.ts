@@ -11,6 +11,11 @@
  * With `sharedPositions`, several items may share a position (the rows of one transaction at one
  * commit ts), so a position is complete only once a higher one or `advance` says so: with nothing
  * unflushed, the checkpoint is one below the highest item position until then.
+ *
+ * Items come with an ack each (`track`: flushed in any order) or, on paths whose items become
+ * durable in the order they came, without one (`admit`, then `durable`). Either way a path keeps
+ * its items' positions in a ring of int64 slots, so items that wait long for durability are not
+ * objects the collector must copy.
  */
 import { Observable, Subject } from 'rxjs';
 import { noopAck, StateAck, type Ack, type AckHandler } from './ack.ts';
@@ -23,26 +28,44 @@ export interface CheckpointChange<P> {
 
 /** A tracked item, which is also the ack that reports it: one object per item. */
 class Pending<P> extends StateAck<Pending<P>> {
-  readonly position: bigint;
-  /** Flushed (the ack's own stage is private). */
-  done = false;
   /** Its path's state, which also names the path. */
   readonly state: PathProgress<P>;
+  /** Its item number on the path (its position is kept by the path). */
+  readonly item: number;
   readonly inner: Ack;
 
-  constructor(stages: AckHandler<Pending<P>>, position: bigint, state: PathProgress<P>, inner: Ack) {
+  constructor(stages: AckHandler<Pending<P>>, state: PathProgress<P>, item: number, inner: Ack) {
     super(stages);
-    this.position = position;
     this.state = state;
+    this.item = item;
     this.inner = inner;
   }
 }
 
+/** Ring slots a path starts with. */
+const MIN_SLOTS = 16;
+/**
+ * A path's rings beyond this many slots go back to MIN_SLOTS once it is empty (a path that had a
+ * burst in flight); smaller ones stay, as a path empties and refills with every batch written.
+ */
+const KEPT_SLOTS = 256;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
 class PathProgress<P> {
   readonly path: P;
-  /** Tracked items from `head` on; slots before it are cleared (a flushed item is not retained). */
-  readonly pending: (Pending<P> | undefined)[] = [];
+  /**
+   * The positions of items `head` to `tail - 1` (item numbers, counted per path), and whether each
+   * is flushed, in rings of `mask + 1` slots: no object and no bigint kept per item, so items that
+   * wait long for durability cost the collector nothing (a flushed item's slot is not retained).
+   */
+  positions = new BigInt64Array(MIN_SLOTS);
+  flushed = new Uint8Array(MIN_SLOTS);
+  mask = MIN_SLOTS - 1;
   head = 0;
+  tail = 0;
+  /** Its items come through `admit` and `durable` rather than acks (decided while it is empty). */
+  ordered = false;
   /** Highest position tracked or advanced to; undefined before the first. */
   highest: bigint | undefined;
   /**
@@ -58,10 +81,38 @@ class PathProgress<P> {
     this.path = path;
   }
 
+  get empty(): boolean {
+    return this.head === this.tail;
+  }
+
+  /** Adds an item at `position` (checked to fit the ring's int64 slots); returns its item number. */
+  push(position: bigint): number {
+    if (this.tail - this.head > this.mask) this.resize(2 * (this.mask + 1));
+    const item = this.tail++;
+    this.positions[item & this.mask] = position;
+    this.flushed[item & this.mask] = 0;
+    return item;
+  }
+
+  /** Marks item `item` flushed; drops the flushed items at the front when it was the oldest. */
+  flush(item: number): boolean {
+    this.flushed[item & this.mask] = 1;
+    if (item !== this.head) return false;
+    do this.head++;
+    while (this.head < this.tail && this.flushed[this.head & this.mask] === 1);
+    this.settleIfEmpty();
+    return true;
+  }
+
+  /** Drops the `count` oldest items, flushed in the order they came (`durable`). */
+  dropOldest(count: number): void {
+    this.head += count;
+    this.settleIfEmpty();
+  }
+
   /** The checkpoint as the state now implies it. */
   compute(): bigint | undefined {
-    const oldest = this.pending[this.head];
-    if (oldest) return oldest.position - 1n;
+    if (this.head < this.tail) return this.positions[this.head & this.mask]! - 1n;
     return this.open ? this.highest! - 1n : this.highest;
   }
 
@@ -72,20 +123,34 @@ class PathProgress<P> {
     return this.checkpoint;
   }
 
+  /** Items not yet flushed. */
+  unflushed(): number {
+    let count = 0;
+    for (let item = this.head; item < this.tail; item++) if (this.flushed[item & this.mask] === 0) count++;
+    return count;
+  }
+
   /**
-   * Drops the flushed items at the front of the queue. A path that always has items in flight
-   * never empties its queue, so the front is cut off once it is half the array (amortised O(1)).
+   * Emptied: item numbers start again at 0 (no ack of an earlier item can still report, every one
+   * having settled), and rings grown for a burst go back to their first size (see KEPT_SLOTS).
    */
-  dropFlushedFront(): void {
-    const pending = this.pending;
-    while (this.head < pending.length && pending[this.head]!.done) pending[this.head++] = undefined;
-    if (this.head === pending.length) {
-      pending.length = 0;
-      this.head = 0;
-    } else if (this.head >= 16 && this.head * 2 >= pending.length) {
-      pending.splice(0, this.head);
-      this.head = 0;
+  private settleIfEmpty(): void {
+    if (this.head !== this.tail) return;
+    this.head = this.tail = 0;
+    if (this.mask >= KEPT_SLOTS) this.resize(MIN_SLOTS);
+  }
+
+  private resize(slots: number): void {
+    const positions = new BigInt64Array(slots);
+    const flushed = new Uint8Array(slots);
+    const mask = slots - 1;
+    for (let item = this.head; item < this.tail; item++) {
+      positions[item & mask] = this.positions[item & this.mask]!;
+      flushed[item & mask] = this.flushed[item & this.mask]!;
     }
+    this.positions = positions;
+    this.flushed = flushed;
+    this.mask = mask;
   }
 }
 
@@ -98,16 +163,23 @@ export interface ProgressTrackerOptions {
 }
 
 /**
- * Tracks items by position on their path and reports checkpoints as their acks are flushed.
+ * Tracks items by position on their path and reports checkpoints as they become durable (their acks
+ * flushed, or `durable` reported).
  *
  * @example
  * const tracker = new ProgressTracker<string>();
  * const ack = tracker.track('dispatcher-1', 42n, item.ack); // forwards every stage to item.ack
  * tracker.checkpoint$('dispatcher-1').subscribe(ts => writeMetadata(ts));
+ * // A path whose items a single writer makes durable in order: no ack per item.
+ * tracker.admit('partition-0', offset);
+ * tracker.durable('partition-0'); // once the oldest admitted item of partition-0 is written
  */
 export class ProgressTracker<P = string> {
   private readonly sharedPositions: boolean;
   private readonly paths = new Map<P, PathProgress<P>>();
+  /** The path looked up last, and its state: items come in runs of one path (turns). */
+  private lastPath: P | undefined;
+  private lastState: PathProgress<P> | undefined;
   /** Idle paths reduced to their checkpoint (see park), and the least of them (undefined: recompute). */
   private readonly parked = new Map<P, bigint>();
   private parkedLeast: bigint | undefined;
@@ -133,43 +205,78 @@ export class ProgressTracker<P = string> {
    * Throws when `position` is below the last tracked one, or at or below the reported checkpoint.
    */
   track(path: P, position: bigint, inner: Ack = noopAck()): Ack {
-    const state = this.stateOf(path);
-    const { highest } = state;
-    // One comparison in the usual case, a position above the path's highest; and only the path's
-    // own state is read (not its last item, which a path among a thousand has long left the cache).
-    if (highest === undefined || position > highest) {
-      state.highest = position;
-      state.open = this.sharedPositions;
-    } else if (state.head < state.pending.length ? position < highest : position < highest || !state.open) {
-      // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
-      // it is the highest position (one below it while that position is open), which a new item must pass.
-      throw new RangeError(
-        state.head < state.pending.length
-          ? `ProgressTracker: position ${position} on path ${String(path)} is below ${highest}, the highest tracked or advanced to; positions on a path must not go back`
-          : `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
-      );
-    }
-    state.lastEpoch = this.epoch;
-    const entry = new Pending(this.stages, position, state, inner);
-    state.pending.push(entry);
+    const state = this.add(path, position, false);
+    const entry = new Pending(this.stages, state, state.push(position), inner);
     this.update(path, state);
     return entry;
+  }
+
+  /**
+   * Registers an item at `position` on `path` without an ack, for a path whose items become durable
+   * in the order they were admitted (a single writer, first in first out): report each with
+   * `durable(path)`. Nothing is kept per item but its position in the path's ring, where `track`
+   * keeps an ack object too. A path takes items either way, not both at once.
+   * Throws as `track` does.
+   */
+  admit(path: P, position: bigint): void {
+    const state = this.add(path, position, true);
+    state.push(position);
+    this.update(path, state);
+  }
+
+  /**
+   * The `count` oldest items admitted on `path` are durable. Throws when the path has fewer admitted
+   * items that are not yet durable: a writer reporting more than it was given is a bug to stop at.
+   */
+  durable(path: P, count = 1): void {
+    const state = this.find(path);
+    const waiting = state === undefined || !state.ordered ? 0 : state.tail - state.head;
+    if (!(count >= 1 && count <= waiting)) {
+      throw new RangeError(`ProgressTracker: ${count} items on path ${String(path)} reported durable, but ${waiting} admitted ones are waiting`);
+    }
+    state!.dropOldest(count);
+    this.update(path, state!);
   }
 
   private readonly stages: AckHandler<Pending<P>> = {
     enqueued: (entry) => entry.inner.enqueued(),
     flushed: (entry) => {
-      entry.done = true;
       const { state } = entry;
-      if (state.pending[state.head] === entry) {
-        state.dropFlushedFront();
-        this.update(state.path, state);
-      }
+      if (state.flush(entry.item)) this.update(state.path, state);
       entry.inner.flushed();
     },
     // A failed item stays unflushed: the checkpoint stops below it.
     failed: (entry, error) => entry.inner.failed(error),
   };
+
+  /** The checks and bookkeeping of an item added at `position`; returns its path's state. */
+  private add(path: P, position: bigint, ordered: boolean): PathProgress<P> {
+    const state = this.stateOf(path);
+    if (state.ordered !== ordered && !state.empty) {
+      throw new Error(`ProgressTracker: path ${String(path)} has items ${state.ordered ? 'admitted' : 'tracked with acks'} in flight; a path takes items one way at a time`);
+    }
+    const { highest } = state;
+    // One comparison in the usual case, a position above the path's highest; and only the path's
+    // own state is read (not its last item, which a path among a thousand has long left the cache).
+    if (highest === undefined || position > highest) {
+      if (position > INT64_MAX || position < INT64_MIN) {
+        throw new RangeError(`ProgressTracker: position ${position} on path ${String(path)} is outside the signed 64-bit range positions are kept in`);
+      }
+      state.highest = position;
+      state.open = this.sharedPositions;
+    } else if (!state.empty ? position < highest : position < highest || !state.open) {
+      // With items pending the checkpoint is below the oldest, so only going back is wrong; with none
+      // it is the highest position (one below it while that position is open), which a new item must pass.
+      throw new RangeError(
+        !state.empty
+          ? `ProgressTracker: position ${position} on path ${String(path)} is below ${highest}, the highest tracked or advanced to; positions on a path must not go back`
+          : `ProgressTracker: position ${position} on path ${String(path)} is at or below its checkpoint ${state.compute()}, already reported; give items growing positions`,
+      );
+    }
+    state.ordered = ordered;
+    state.lastEpoch = this.epoch;
+    return state;
+  }
 
   /**
    * Declares that no item at or below `position` will be tracked on `path` (a resolved position),
@@ -186,7 +293,7 @@ export class ProgressTracker<P = string> {
 
   /** Forgets a closed path: it no longer counts toward the overall checkpoint. */
   remove(path: P): void {
-    if (this.paths.delete(path) || this.unpark(path) !== undefined) this.overallMayHaveMoved();
+    if (this.forget(path) || this.unpark(path) !== undefined) this.overallMayHaveMoved();
   }
 
   /**
@@ -210,10 +317,10 @@ export class ProgressTracker<P = string> {
    */
   park(path: P): boolean {
     const state = this.paths.get(path);
-    if (state === undefined || state.head !== state.pending.length || state.highest === undefined) return false;
+    if (state === undefined || !state.empty || state.highest === undefined) return false;
     // Its checkpoint, which it resumes from (complete: a new item must pass it).
     const checkpoint = state.compute()!;
-    this.paths.delete(path);
+    this.forget(path);
     this.parked.set(path, checkpoint);
     if (!this.parkedLeastStale && (this.parkedLeast === undefined || checkpoint < this.parkedLeast)) this.parkedLeast = checkpoint;
     return true;
@@ -250,9 +357,7 @@ export class ProgressTracker<P = string> {
   /** Items tracked and not yet flushed, over all paths. */
   get unflushed(): number {
     let count = 0;
-    for (const state of this.paths.values()) {
-      for (let i = state.head; i < state.pending.length; i++) if (!state.pending[i]!.done) count++;
-    }
+    for (const state of this.paths.values()) count += state.unflushed();
     return count;
   }
 
@@ -281,15 +386,27 @@ export class ProgressTracker<P = string> {
     });
   }
 
+  private find(path: P): PathProgress<P> | undefined {
+    return path === this.lastPath && this.lastState !== undefined ? this.lastState : this.paths.get(path);
+  }
+
   private stateOf(path: P): PathProgress<P> {
-    let state = this.paths.get(path);
+    let state = this.find(path);
     if (!state) {
       state = new PathProgress(path);
       const parked = this.unpark(path);
       if (parked !== undefined) state.highest = state.checkpoint = parked;
       this.paths.set(path, state);
     }
+    this.lastPath = path;
+    this.lastState = state;
     return state;
+  }
+
+  /** Drops a path's state; false when it had none. */
+  private forget(path: P): boolean {
+    if (path === this.lastPath) this.lastState = undefined;
+    return this.paths.delete(path);
   }
 
   /** Takes a path out of the parked set; its checkpoint, or undefined when it was not parked. */
@@ -346,8 +463,9 @@ export class ProgressTracker<P = string> {
       const checkpoint = state.refresh();
       if (checkpoint !== undefined && (least === undefined || checkpoint < least)) least = checkpoint;
     }
-    if (least === undefined || least === this.overallValue) return;
+    if (least === this.overallValue) return;
+    // Undefined once no path is left (all removed): nothing to report, and no stale value either.
     this.overallValue = least;
-    this.overallChanges.next(least);
+    if (least !== undefined) this.overallChanges.next(least);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The sink's writer: one batch becomes one data file per folder (per folder and dispatcher with
  * tables across dispatchers), each written with its index file, then the batch's DDL schema file,
- * then the batch's acks are flushed.
+ * then the batch's acks are flushed and its rows reported durable.
  *
  * Invariants guarded here: a row's ack is flushed only after the data file holding it and its index
  * file are durable; a table version's schema file is written before its first data file; a DDL's
@@ -30,6 +30,8 @@ export interface BatchWriterOptions {
   scheduler: SchedulerLike;
   /** Names retried operations in errors. */
   owner: string;
+  /** Told of each row once its ack is flushed, in batch order (the sink's dispatcher positions). */
+  rowDurable: (dispatcherId: string) => void;
 }
 
 /** The rows of one data file being assembled. */
@@ -71,7 +73,11 @@ export class BatchWriter {
       reports.push({ kind: 'schema', path, commitTs: ddl.commitTs });
     }
     // Each item's own ack, in order: no combined ack over tens of thousands of members.
-    for (const item of batch.items) item.ack.flushed();
+    const { rowDurable } = this.options;
+    for (const { value, ack } of batch.items) {
+      ack.flushed();
+      if (value.kind === 'row') rowDurable(value.dispatcherId);
+    }
     return reports;
   }
 

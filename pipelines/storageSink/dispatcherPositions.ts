@@ -3,6 +3,12 @@
  * `metadata` checkpoint is the least dispatcher checkpoint. Dispatchers idle for a while are reduced
  * to their checkpoint.
  *
+ * Rows are admitted, not tracked with an ack each: a dispatcher's rows become durable in the order
+ * they came (drainBarrier keeps each dispatcher's order, the spool and batchBy are first in first
+ * out, and batches are written one after another), so the writer reports each durable row by its
+ * dispatcher alone and the tracker keeps only positions (see ProgressTracker.admit). A DDL keeps its
+ * own path and ack.
+ *
  * Invariants guarded here: the checkpoint reaches a commit ts only once every event of it on every
  * dispatcher is durable and a later one was seen (the rows of one transaction share a commit ts, and
  * more of them may still come: ProgressTracker's shared positions); an idle dispatcher's checkpoint
@@ -17,11 +23,18 @@ export class DispatcherPositions {
   private readonly tracker = new ProgressTracker<string>({ sharedPositions: true });
   /** The greatest commit ts of any event, which completion resolves every dispatcher to. */
   private greatest: bigint | undefined;
+  /** completeAll was called: nothing more comes. */
+  private completed = false;
 
-  /** Tracks a row of `dispatcherId` at `commitTs`; the returned ack reports its durability. */
-  trackRow(dispatcherId: string, commitTs: bigint, ack: Ack): Ack {
+  /** Admits a row of `dispatcherId` at `commitTs`; `rowDurable` reports it once it is durable. */
+  admitRow(dispatcherId: string, commitTs: bigint): void {
     if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
-    return this.tracker.track(dispatcherId, commitTs, ack);
+    this.tracker.admit(dispatcherId, commitTs);
+  }
+
+  /** The oldest row admitted on `dispatcherId` and not yet reported is durable. */
+  rowDurable(dispatcherId: string): void {
+    this.tracker.durable(dispatcherId);
   }
 
   /**
@@ -44,7 +57,8 @@ export class DispatcherPositions {
 
   /** The commit ts everything at or below which is durable, or undefined before any event. */
   get checkpointTs(): bigint | undefined {
-    const overall = this.tracker.overall;
+    // Complete with no path left (only DDLs came, each forgotten once durable): all is durable.
+    const overall = this.tracker.overall ?? (this.completed ? this.greatest : undefined);
     return overall === undefined || overall < 0n ? undefined : overall;
   }
 
@@ -59,6 +73,7 @@ export class DispatcherPositions {
    * commit ts seen and the checkpoint reaches it once every row is durable.
    */
   completeAll(): void {
+    this.completed = true;
     if (this.greatest === undefined) return;
     const dispatchers = [...this.tracker.highestPositions()].filter(([path]) => !path.startsWith(DDL_PATH));
     for (const [path] of dispatchers) this.tracker.advance(path, this.greatest);

@@ -65,6 +65,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
       const tables = new TableRegistry();
+      const positions = new DispatcherPositions();
       for (const def of options.tables ?? []) tables.register(def);
       // Rows are checked once, in admit, where each is named by its input position.
       const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv, rowsChecked: true });
@@ -82,6 +83,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         flushes: bound?.flushes,
         scheduler,
         owner: OWNER,
+        rowDurable: (dispatcherId) => positions.rowDurable(dispatcherId),
       });
       // A fresh empty folder is a valid spool folder; the spool removes it at teardown.
       const spoolDir = options.spool?.dir ?? mkdtempSync(join(tmpdir(), 'sluice-sink-spool-'));
@@ -99,14 +101,16 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       });
       if (bound) subscriber.add(spooled.stats$.subscribe(bound.spool));
 
-      const positions = new DispatcherPositions();
       let lineNumber = 0;
-      const admit = ({ value, ack }: Acked<ChangeEvent>): Acked<SinkInput> => {
+      const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> => {
+        const { value, ack } = item;
         const problem = changeEventProblem(value);
         ++lineNumber;
         if (problem !== undefined) throw new InvalidChangeEventError(value, `event #${lineNumber}`, problem);
-        if (value.kind === 'row') return { value, ack: positions.trackRow(value.dispatcherId, value.commitTs, ack) };
-        return { value, ack: positions.trackDdl(value.commitTs, lineNumber, ack) };
+        if (value.kind === 'ddl') return { value, ack: positions.trackDdl(value.commitTs, lineNumber, ack) };
+        // The writer reports the row durable (BatchWriter's rowDurable): its ack goes on unwrapped.
+        positions.admitRow(value.dispatcherId, value.commitTs);
+        return item;
       };
 
       const toItem = ({ value, ack }: Acked<SinkInput>): Acked<SinkItem> => {

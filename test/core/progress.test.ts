@@ -214,7 +214,112 @@ describe('ProgressTracker', () => {
     expect(tracker.overall).to.equal(200n);
     tracker.remove('b');
     expect(tracker.overall).to.equal(300n);
+    tracker.remove('a');
+    expect(tracker.overall).to.equal(undefined, 'no path left');
     expect(overall).to.deep.equal([99n, 100n, 199n, 200n, 300n]);
+  });
+
+  describe('admit and durable (items durable in the order they came, no ack per item)', () => {
+    it('property: gives the checkpoints of track with acks flushed oldest first, parking included', () => {
+      const command = fc.oneof(
+        fc.record({ kind: fc.constant('add' as const), path: fc.integer({ min: 0, max: 3 }), step: fc.integer({ min: 0, max: 2 }), times: fc.integer({ min: 1, max: 40 }) }),
+        fc.record({ kind: fc.constant('durable' as const), path: fc.integer({ min: 0, max: 3 }), count: fc.integer({ min: 1, max: 40 }) }),
+        fc.record({ kind: fc.constant('park' as const), path: fc.integer({ min: 0, max: 3 }) }),
+      );
+      fc.assert(
+        fc.property(fc.array(command, { maxLength: 80 }), fc.boolean(), (commands, sharedPositions) => {
+          const ordered = new ProgressTracker<number>({ sharedPositions });
+          const acked = new ProgressTracker<number>({ sharedPositions });
+          const acks = new Map<number, Ack[]>();
+          const last = new Map<number, bigint>();
+          for (const c of commands) {
+            if (c.kind === 'add') {
+              const checkpoint = acked.checkpoint(c.path);
+              let position = (last.get(c.path) ?? 0n) + BigInt(c.step);
+              if (checkpoint !== undefined && position <= checkpoint) position = checkpoint + 1n;
+              last.set(c.path, position);
+              for (let i = 0; i < c.times; i++) {
+                ordered.admit(c.path, position);
+                acks.set(c.path, [...(acks.get(c.path) ?? []), acked.track(c.path, position)]);
+              }
+            } else if (c.kind === 'durable') {
+              const waiting = acks.get(c.path) ?? [];
+              const count = Math.min(c.count, waiting.length);
+              if (count === 0) {
+                expect(() => ordered.durable(c.path)).to.throw(RangeError, `on path ${c.path} reported durable`);
+                continue;
+              }
+              ordered.durable(c.path, count);
+              for (const ack of waiting.splice(0, count)) ack.flushed();
+            } else {
+              expect(ordered.park(c.path)).to.equal(acked.park(c.path));
+            }
+            for (let path = 0; path < 4; path++) expect(ordered.checkpoint(path)).to.equal(acked.checkpoint(path));
+            expect(ordered.overall).to.equal(acked.overall);
+            expect(ordered.pathCounts).to.deep.equal(acked.pathCounts);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it('keeps thousands of items in flight on one path, and a path that emptied starts afresh', () => {
+      const tracker = new ProgressTracker<string>();
+      for (let position = 1n; position <= 5000n; position++) tracker.admit('p', position);
+      expect(tracker.unflushed).to.equal(5000);
+      tracker.durable('p', 4999);
+      expect(tracker.checkpoint('p')).to.equal(4999n);
+      tracker.durable('p');
+      expect(tracker.checkpoint('p')).to.equal(5000n);
+      tracker.admit('p', 5001n);
+      tracker.admit('p', 5002n);
+      tracker.durable('p');
+      expect(tracker.checkpoint('p')).to.equal(5001n);
+    });
+
+    it('a path takes items one way at a time: admitted or tracked with acks, switching once it is empty', () => {
+      const tracker = new ProgressTracker<string>();
+      const ack = tracker.track('p', 1n);
+      expect(() => tracker.admit('p', 2n)).to.throw(Error, 'path p has items tracked with acks in flight');
+      expect(() => tracker.durable('p')).to.throw(RangeError, '0 admitted ones are waiting');
+      ack.flushed();
+      tracker.admit('p', 2n);
+      expect(() => tracker.track('p', 3n)).to.throw(Error, 'path p has items admitted in flight');
+      tracker.durable('p');
+      tracker.track('p', 3n).flushed();
+      expect(tracker.checkpoint('p')).to.equal(3n);
+      expect(() => tracker.durable('nowhere')).to.throw(RangeError, 'path nowhere');
+    });
+
+    it('refuses positions outside the signed 64-bit range, before anything is kept', () => {
+      const tracker = new ProgressTracker<string>();
+      expect(() => tracker.admit('p', 2n ** 63n)).to.throw(RangeError, 'outside the signed 64-bit range');
+      expect(() => tracker.track('p', -(2n ** 63n) - 1n)).to.throw(RangeError, 'outside the signed 64-bit range');
+      expect(tracker.checkpoint('p')).to.equal(undefined);
+      tracker.admit('p', 2n ** 63n - 1n);
+      tracker.durable('p');
+      expect(tracker.checkpoint('p')).to.equal(2n ** 63n - 1n);
+    });
+  });
+
+  it('property: flushes in any order over many items in flight (rings that grow and shrink) keep the checkpoint below the oldest unflushed', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3000 }), fc.array(fc.nat(), { minLength: 1, maxLength: 50 }), (count, picks) => {
+        const tracker = new ProgressTracker<string>();
+        const open = Array.from({ length: count }, (_, i) => ({ position: BigInt(i + 1), ack: tracker.track('p', BigInt(i + 1)) }));
+        for (const pick of picks) {
+          if (open.length === 0) break;
+          // Flush a run of up to a tenth of what is open, from a random place.
+          const start = pick % open.length;
+          for (const { ack } of open.splice(start, 1 + (pick % Math.max(1, Math.floor(open.length / 10))))) ack.flushed();
+          const oldest = open.reduce((least, item) => (item.position < least ? item.position : least), BigInt(count) + 1n);
+          expect(tracker.checkpoint('p')).to.equal(oldest - 1n);
+        }
+        for (const { ack } of open.splice(0)) ack.flushed();
+        expect(tracker.checkpoint('p')).to.equal(BigInt(count));
+      }),
+      { numRuns: 100 },
+    );
   });
 
   it('property: a checkpoint never reaches an unflushed item and reaches the end once all are flushed (with and without shared positions)', () => {

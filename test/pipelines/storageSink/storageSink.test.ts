@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -439,6 +440,66 @@ describe('storageSink', () => {
     let written = '';
     for (let i = 0; i <= last; i++) written += new TextDecoder().decode(await storage.get(`shop/orders/100/CDC${String(i).padStart(6, '0')}.csv`));
     expect(written).to.equal(encodeCsvRows(rows, ORDERS_V100));
+  });
+
+  it('property: the metadata checkpoint never passes an event whose ack is not flushed, whatever DDLs hold back', async () => {
+    // Rows of 1 to 4 dispatchers (some sharing a commit ts), and DDLs that block some of them while the
+    // others flow on: rows become durable in batches, and the checkpoint is checked at each write.
+    type Step = { kind: 'row'; dispatcher: number; rows: number; sameTs: boolean } | { kind: 'ddl'; blocked: number[] | 'all' };
+    const step = fc.oneof(
+      {
+        weight: 8,
+        arbitrary: fc.record({ kind: fc.constant('row' as const), dispatcher: fc.integer({ min: 0, max: 3 }), rows: fc.integer({ min: 1, max: 6 }), sameTs: fc.boolean() }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ddl' as const), blocked: fc.oneof(fc.constant('all' as const), fc.uniqueArray(fc.integer({ min: 0, max: 3 }), { minLength: 1 })) }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 100 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 200, max: 2000 }), async (steps: Step[], dispatchers, fileSizeBytes) => {
+        // The DDLs are of another table, so rows of every dispatcher keep one table version.
+        const events: ChangeEvent[] = [];
+        let ts = 1000n;
+        for (const s of steps) {
+          if (s.kind === 'row') {
+            for (let i = 0; i < s.rows; i++) {
+              if (i === 0 ? !s.sameTs : i % 2 === 0) ts += 1n;
+              events.push(row(`d${s.dispatcher % dispatchers}`, ts, events.length));
+            }
+          } else {
+            ts += 1n;
+            events.push({
+              kind: 'ddl', commitTs: ts, query: 'TRUNCATE TABLE shop.other', ddlType: 'TRUNCATE TABLE', schema: 'shop', table: 'other',
+              tableDef: { ...ORDERS_V100, table: 'other', version: ts }, blockedDispatchers: s.blocked === 'all' ? 'all' : s.blocked.map((d) => `d${d % dispatchers}`),
+            });
+          }
+        }
+        const durable = new Set<number>();
+        const checkpoints: bigint[] = [];
+        const passed: string[] = [];
+        const checking = new (class extends RecordingStorage {
+          override async put(key: string, data: Uint8Array): Promise<void> {
+            // Checked when the put starts (events only become durable later, never less so), and noted
+            // rather than thrown: the sink would take a throw for a storage fault and retry.
+            if (key === 'metadata') {
+              const checkpoint = BigInt(JSON.parse(Buffer.from(data).toString())['checkpoint-ts']);
+              events.forEach((event, i) => {
+                if (!durable.has(i) && checkpoint >= event.commitTs) passed.push(`checkpoint ${checkpoint} passes event #${i} at ${event.commitTs}, not durable`);
+              });
+              checkpoints.push(checkpoint);
+            }
+            // Data and index files take a while, so checkpoints are taken while batches are on their way.
+            await sleep(key === 'metadata' ? 0 : 2 + Math.random() * 4);
+            return super.put(key, data);
+          }
+        })(new MemoryStorage());
+        const input = from(events.map((value, i) => ({ value, ack: createAck({ onFlushed: () => durable.add(i) }) })));
+        await run(input, { ...baseOptions(checking), tables: [ORDERS_V100], fileSizeBytes, checkpointIntervalMs: 1 });
+        expect(passed).to.deep.equal([]);
+        expect(durable.size).to.equal(events.length);
+        expect(checkpoints.at(-1)).to.equal(ts, 'once the input completes, the checkpoint is the last commit ts');
+        await checking.close();
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it('rejects a memoryQuotaBytes below 1 and a tableAcrossDispatchers that is not a boolean', () => {
