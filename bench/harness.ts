@@ -124,34 +124,85 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 
 const PROJECT = dirname(dirname(fileURLToPath(import.meta.url)));
 
+/** The project compiled by tsc for a suite's measuring children (see compileBench). */
+export interface CompiledBench {
+  /**
+   * Runs `exportName(params)` of bench/<module>.js in a fresh child `node`, progress on stderr. With
+   * `result`, resolves with what the child printed last on stdout (one JSON line, see printPhase),
+   * parsed; otherwise the child's stdout is this process's.
+   */
+  run(module: string, exportName: string, params: BenchParams, options?: { nodeFlags?: readonly string[]; result?: boolean }): Promise<unknown>;
+  /** Removes the compiled output. */
+  close(): void;
+}
+
 /**
- * Runs `exportName(params)` of a bench module in a child `node` on JavaScript compiled by tsc, as an
+ * Compiles the project with tsc for children that run a suite's measured phases on JavaScript, as an
  * application runs sluice: under tsx the loader alone holds ~50 MiB and esbuild's keepNames gives
- * every closure a property table, which would be measured as ours. The child prints the result.
- * Extra flags for the child (say `--cpu-prof` or `--trace-gc`) come from SLUICE_BENCH_NODE_FLAGS.
+ * every closure a property table, which would be measured as ours. Extra flags for the children (say
+ * `--cpu-prof` or `--trace-gc`) come from SLUICE_BENCH_NODE_FLAGS.
  */
-export async function runCompiled(suite: string, module: string, exportName: string, params: BenchParams, nodeFlags: readonly string[] = []): Promise<void> {
+export function compileBench(suite: string): CompiledBench {
   const outDir = join(PROJECT, '.tmp', `bench-${suite}-js`);
   progress(`${suite}: compiling to ${outDir} (tsc)`);
   rmSync(outDir, { recursive: true, force: true });
+  const close = () => rmSync(outDir, { recursive: true, force: true });
   try {
-    const entryFile = join(outDir, 'bench', `${module}.js`);
-    try {
-      execFileSync(process.execPath, [join(PROJECT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', PROJECT, '--noEmit', 'false', '--outDir', outDir], {
-        stdio: 'inherit',
-      });
-    } catch (error) {
-      // tsc still emits on type errors (`npm run typecheck` is where they count); stop only without output.
-      if (!existsSync(entryFile)) throw error;
-      progress(`${suite}: tsc reported type errors (above); running the JavaScript it emitted`);
+    execFileSync(process.execPath, [join(PROJECT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', PROJECT, '--noEmit', 'false', '--outDir', outDir], {
+      stdio: 'inherit',
+    });
+  } catch (error) {
+    // tsc still emits on type errors (`npm run typecheck` is where they count); stop only without output.
+    if (!existsSync(join(outDir, 'bench', 'harness.js'))) {
+      close();
+      throw error;
     }
-    const entry = JSON.stringify(entryFile);
-    const script = `import { ${exportName} } from ${entry}; await ${exportName}(${JSON.stringify(params)});`;
-    const extraFlags = (process.env['SLUICE_BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
-    const child = spawn(process.execPath, [...nodeFlags, ...extraFlags, '--input-type=module', '-e', script], { stdio: 'inherit', cwd: PROJECT });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    if (code !== 0) throw new Error(`${suite} bench: the measuring process exited with ${code}`);
-  } finally {
-    rmSync(outDir, { recursive: true, force: true });
+    progress(`${suite}: tsc reported type errors (above); running the JavaScript it emitted`);
   }
+  const extraFlags = (process.env['SLUICE_BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  return {
+    close,
+    async run(module, exportName, params, options = {}) {
+      const entry = JSON.stringify(join(outDir, 'bench', `${module}.js`));
+      const script = `import { ${exportName} } from ${entry}; await ${exportName}(${JSON.stringify(params)});`;
+      const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...extraFlags, '--input-type=module', '-e', script], {
+        stdio: ['ignore', options.result ? 'pipe' : 'inherit', 'inherit'],
+        cwd: PROJECT,
+      });
+      let out = '';
+      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      if (code !== 0) throw new Error(`${suite} bench: the measuring process (${exportName}) exited with ${code}`);
+      if (!options.result) return undefined;
+      const last = out.trimEnd().split('\n').at(-1) ?? '';
+      try {
+        return JSON.parse(last) as unknown;
+      } catch {
+        throw new Error(`${suite} bench: ${exportName} printed no result line (last stdout line: ${JSON.stringify(last.slice(0, 200))})`);
+      }
+    },
+  };
+}
+
+/** Runs `exportName(params)` of bench/<module>.ts in one child on compiled JavaScript (compileBench); the child prints the result. */
+export async function runCompiled(suite: string, module: string, exportName: string, params: BenchParams, nodeFlags: readonly string[] = []): Promise<void> {
+  const compiled = compileBench(suite);
+  try {
+    await compiled.run(module, exportName, params, { nodeFlags });
+  } finally {
+    compiled.close();
+  }
+}
+
+/** In a measuring child started with `result` (CompiledBench.run): prints its phase's figures as one JSON line. */
+export function printPhase(figures: Readonly<Record<string, number>>): void {
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+/** The median of some numbers (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

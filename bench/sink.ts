@@ -1,19 +1,22 @@
 /**
  * Suite `sink`: storageSink throughput with early wake, against the same sink woken only on flush
- * and against encoding alone, in one run.
+ * and against encoding alone.
  *
  * The input is `dispatchers` paced paths (`mergePaced`, window 1), each a generator of its share of
  * `rows` rows (about 200 bytes as csv, table `bench.t`, increasing commit ts), into a csv storageSink
  * on a FileStorage in a temp folder with a 1 s flush interval. Measured:
- * (c) reference, first (on a clean heap), the same rows through `createRowEncoder` (csv) in a loop and
- *     into data-file bytes (each file's texts written as UTF-8 into one buffer), no I/O: the
- *     cheapest way from rows to file bytes, cheaper than the sink's row arena (which pays for itself
- *     only while rows wait for their file), so the stricter reference;
  * (a) rows/s from subscribe until the sink completes (every row flushed);
  * (b) baseline, the seed's "wake on flush": each row's ack ignores `enqueued()`, so a dispatcher sends
- *     its next row only once the previous one's file is written; rows flushed in `seconds` s, per s.
- * Targets: ratio a/b >= 10, vsEncode a/c >= 0.5, peak RSS <= 512 MiB. The phases run in a child
- * node on tsc output (bench/harness.ts runCompiled), as an application runs the sink.
+ *     its next row only once the previous one's file is written; rows flushed in `seconds` s, per s;
+ * (c) reference, the same rows through `createRowEncoder` (csv) in a loop and into data-file bytes
+ *     (each file's texts written as UTF-8 into one buffer), no I/O: the cheapest way from rows to file
+ *     bytes, cheaper than the sink's row arena (which pays for itself only while rows wait for their
+ *     file), so the stricter reference.
+ * Each measurement runs in a fresh child node on tsc output (bench/harness.ts compileBench), as an
+ * application runs the sink, so none inherits another's heap or JIT state: `rounds` rounds of (c) and
+ * (a), their order alternating, then (b) once; the figures are the medians (a single run on a shared
+ * machine varies by ~10%). Targets: ratio a/b >= 10, vsEncode a/c >= 0.5, peak RSS <= 512 MiB (the
+ * greatest of any child).
  *
  * Invariant guarded here: rows are generated lazily (one pending row per dispatcher), (a) is checked
  * to have flushed every row, and the temp folder (storage and spool) is removed whatever happens.
@@ -29,7 +32,7 @@ import { FileStorage } from '../lib/storage/fileStorage.ts';
 import { createRowEncoder } from '../pipelines/storageSink/encoder.ts';
 import { storageSink } from '../pipelines/storageSink/storageSink.ts';
 import { TableRegistry } from '../pipelines/storageSink/tableRegistry.ts';
-import { type BenchParams, eventsPerSecond, measure, numberParam, peakRssBytes, printResult, progress, rssBreakdown, runCompiled } from './harness.ts';
+import { type BenchParams, compileBench, eventsPerSecond, measure, median, numberParam, peakRssBytes, printPhase, printResult, progress, rssBreakdown } from './harness.ts';
 
 const FLUSH_INTERVAL_MS = 1000;
 /**
@@ -188,38 +191,45 @@ function encodeAll(dispatchers: number, rows: number): number {
   return total;
 }
 
-/**
- * @param params.rows rows through the sink in (a) and the encoder in (c) (default 2e6);
- *   params.dispatchers paced paths (default 1000); params.seconds length of (b) (default 5).
- */
-export async function run(params: BenchParams): Promise<void> {
-  await runCompiled('sink', 'sink', 'measurePhases', params);
+interface PhaseFigures {
+  rowsPerSecond: number;
+  peakRssBytes: number;
+  bytesPerRow?: number;
 }
 
-/** The measured phases; run in a child on compiled JavaScript (see runCompiled). */
-export async function measurePhases(params: BenchParams): Promise<void> {
+/**
+ * @param params.rows rows through the sink in (a) and the encoder in (c) (default 2e6);
+ *   params.dispatchers paced paths (default 1000); params.seconds length of (b) (default 5);
+ *   params.rounds measurements of (a) and of (c), each in its own child (default 3).
+ */
+export async function run(params: BenchParams): Promise<void> {
   const rows = numberParam(params, 'rows', 2_000_000, { min: 1, integer: true });
   const dispatchers = numberParam(params, 'dispatchers', 1000, { min: 1, integer: true });
   const seconds = numberParam(params, 'seconds', 5, { min: 0.1 });
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-sink-'));
-  progress(`sink: ${rows} rows over ${dispatchers} dispatchers, flush interval ${FLUSH_INTERVAL_MS} ms, in ${dir} (node ${process.version})`);
+  const rounds = numberParam(params, 'rounds', 3, { min: 1, integer: true });
+  const compiled = compileBench('sink');
   try {
-    // Encoding first, on a clean heap: the reference is the encoder's own speed, not one slowed by
-    // the garbage the sink runs leave.
-    const encoded = await measure('(c) encode only', () => encodeAll(dispatchers, rows));
-    const encodeOnly = eventsPerSecond(rows, encoded.elapsedNs);
-    progress(`(c) ${Math.round(encodeOnly)} rows/s, ${(encoded.result / rows).toFixed(1)} bytes/row; ${rssBreakdown()}, peak ${(peakRssBytes() / MiB).toFixed(0)} MiB`);
-
-    const all = await measure('(a) early wake: every row flushed', () => sinkAll(join(dir, 'a'), dispatchers, rows));
-    if (all.result !== rows) throw new Error(`sink: (a) wrote ${all.result} of ${rows} rows`);
-    const earlyWake = eventsPerSecond(rows, all.elapsedNs);
-    progress(`(a) ${Math.round(earlyWake)} rows/s`);
-
-    const woken = await measure(`(b) wake on flush, ${seconds} s`, () => sinkWakeOnFlush(join(dir, 'b'), dispatchers, rows, seconds));
-    const wakeOnFlush = woken.result / seconds;
-    progress(`(b) ${woken.result} rows flushed in ${seconds} s: ${Math.round(wakeOnFlush)} rows/s`);
-
-    const peakRss = peakRssBytes();
+    progress(`sink: ${rows} rows over ${dispatchers} dispatchers, flush interval ${FLUSH_INTERVAL_MS} ms, ${rounds} round(s) of (c) and (a), then (b) (node ${process.version})`);
+    const phase = async (exportName: string) => (await compiled.run('sink', exportName, params, { result: true })) as PhaseFigures;
+    const encoded: PhaseFigures[] = [];
+    const sank: PhaseFigures[] = [];
+    for (let round = 0; round < rounds; round++) {
+      // Alternated, so neither side always runs on the warmer (or the more loaded) machine.
+      if (round % 2 === 0) {
+        encoded.push(await phase('measureEncode'));
+        sank.push(await phase('measureEarlyWake'));
+      } else {
+        sank.push(await phase('measureEarlyWake'));
+        encoded.push(await phase('measureEncode'));
+      }
+    }
+    const woken = await phase('measureWakeOnFlush');
+    const earlyWake = median(sank.map((f) => f.rowsPerSecond));
+    const encodeOnly = median(encoded.map((f) => f.rowsPerSecond));
+    const wakeOnFlush = woken.rowsPerSecond;
+    const peakRss = Math.max(...[...encoded, ...sank, woken].map((f) => f.peakRssBytes));
+    const perRun = (figures: PhaseFigures[]) => figures.map((f) => Math.round(f.rowsPerSecond));
+    progress(`(a) ${perRun(sank).join(', ')} rows/s; (c) ${perRun(encoded).join(', ')} rows/s; vsEncode per round ${sank.map((a, i) => (a.rowsPerSecond / encoded[i]!.rowsPerSecond).toFixed(3)).join(', ')}`);
     printResult({
       suite: 'sink',
       metric: 'rows/s',
@@ -230,14 +240,67 @@ export async function measurePhases(params: BenchParams): Promise<void> {
       earlyWakeRowsPerSecond: earlyWake,
       wakeOnFlushRowsPerSecond: wakeOnFlush,
       encodeRowsPerSecond: encodeOnly,
+      earlyWakeRuns: perRun(sank),
+      encodeRuns: perRun(encoded),
       peakRssBytes: peakRss,
       withinRssLimit: peakRss <= 512 * MiB,
-      bytesPerRow: encoded.result / rows,
+      bytesPerRow: encoded[0]!.bytesPerRow,
       rows,
       dispatchers,
       seconds,
+      rounds,
       flushIntervalMs: FLUSH_INTERVAL_MS,
     });
+  } finally {
+    compiled.close();
+  }
+}
+
+/** Phase (c), in a child (see run): prints rows/s of encoding alone. */
+export async function measureEncode(params: BenchParams): Promise<void> {
+  const { rows, dispatchers } = sizes(params);
+  const encoded = await measure('(c) encode only', () => encodeAll(dispatchers, rows));
+  const rowsPerSecond = eventsPerSecond(rows, encoded.elapsedNs);
+  progress(`(c) ${Math.round(rowsPerSecond)} rows/s, ${(encoded.result / rows).toFixed(1)} bytes/row; ${rssBreakdown()}, peak ${(peakRssBytes() / MiB).toFixed(0)} MiB`);
+  printPhase({ rowsPerSecond, bytesPerRow: encoded.result / rows, peakRssBytes: peakRssBytes() });
+}
+
+/** Phase (a), in a child (see run): prints rows/s of the sink with early wake, every row flushed. */
+export async function measureEarlyWake(params: BenchParams): Promise<void> {
+  const { rows, dispatchers } = sizes(params);
+  await inTempFolder(async (dir) => {
+    const all = await measure('(a) early wake: every row flushed', () => sinkAll(dir, dispatchers, rows));
+    if (all.result !== rows) throw new Error(`sink: (a) wrote ${all.result} of ${rows} rows`);
+    const rowsPerSecond = eventsPerSecond(rows, all.elapsedNs);
+    progress(`(a) ${Math.round(rowsPerSecond)} rows/s, peak ${(peakRssBytes() / MiB).toFixed(0)} MiB`);
+    printPhase({ rowsPerSecond, peakRssBytes: peakRssBytes() });
+  });
+}
+
+/** Phase (b), in a child (see run): prints rows/s flushed with wake on flush over `seconds` s. */
+export async function measureWakeOnFlush(params: BenchParams): Promise<void> {
+  const { rows, dispatchers } = sizes(params);
+  const seconds = numberParam(params, 'seconds', 5, { min: 0.1 });
+  await inTempFolder(async (dir) => {
+    const woken = await measure(`(b) wake on flush, ${seconds} s`, () => sinkWakeOnFlush(dir, dispatchers, rows, seconds));
+    const rowsPerSecond = woken.result / seconds;
+    progress(`(b) ${woken.result} rows flushed in ${seconds} s: ${Math.round(rowsPerSecond)} rows/s`);
+    if (woken.result === 0) throw new Error('sink: (b) flushed no row; give it more --seconds than the flush interval');
+    printPhase({ rowsPerSecond, peakRssBytes: peakRssBytes() });
+  });
+}
+
+function sizes(params: BenchParams): { rows: number; dispatchers: number } {
+  return {
+    rows: numberParam(params, 'rows', 2_000_000, { min: 1, integer: true }),
+    dispatchers: numberParam(params, 'dispatchers', 1000, { min: 1, integer: true }),
+  };
+}
+
+async function inTempFolder(work: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-sink-'));
+  try {
+    await work(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
