@@ -85,7 +85,7 @@ class PathProgress<P> {
     return this.head === this.tail;
   }
 
-  /** Adds an item at `position` (checked to fit the ring's int64 slots); returns its item number. */
+  /** Adds an item at `position` (which `add` checked fits an int64 slot); returns its item number. */
   push(position: bigint): number {
     if (this.tail - this.head > this.mask) this.resize(2 * (this.mask + 1));
     const item = this.tail++;
@@ -232,7 +232,7 @@ export class ProgressTracker<P = string> {
     const state = this.find(path);
     const waiting = state === undefined || !state.ordered ? 0 : state.tail - state.head;
     if (!(count >= 1 && count <= waiting)) {
-      throw new RangeError(`ProgressTracker: ${count} items on path ${String(path)} reported durable, but ${waiting} admitted ones are waiting`);
+      throw new RangeError(`ProgressTracker: path ${String(path)}: ${count} reported durable, but ${waiting} admitted items are waiting`);
     }
     state!.dropOldest(count);
     this.update(path, state!);

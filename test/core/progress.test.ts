@@ -246,7 +246,7 @@ describe('ProgressTracker', () => {
               const waiting = acks.get(c.path) ?? [];
               const count = Math.min(c.count, waiting.length);
               if (count === 0) {
-                expect(() => ordered.durable(c.path)).to.throw(RangeError, `on path ${c.path} reported durable`);
+                expect(() => ordered.durable(c.path)).to.throw(RangeError, `path ${c.path}: 1 reported durable, but 0 admitted items are waiting`);
                 continue;
               }
               ordered.durable(c.path, count);
@@ -281,14 +281,14 @@ describe('ProgressTracker', () => {
       const tracker = new ProgressTracker<string>();
       const ack = tracker.track('p', 1n);
       expect(() => tracker.admit('p', 2n)).to.throw(Error, 'path p has items tracked with acks in flight');
-      expect(() => tracker.durable('p')).to.throw(RangeError, '0 admitted ones are waiting');
+      expect(() => tracker.durable('p')).to.throw(RangeError, 'path p: 1 reported durable, but 0 admitted items are waiting');
       ack.flushed();
       tracker.admit('p', 2n);
       expect(() => tracker.track('p', 3n)).to.throw(Error, 'path p has items admitted in flight');
       tracker.durable('p');
       tracker.track('p', 3n).flushed();
       expect(tracker.checkpoint('p')).to.equal(3n);
-      expect(() => tracker.durable('nowhere')).to.throw(RangeError, 'path nowhere');
+      expect(() => tracker.durable('nowhere')).to.throw(RangeError, 'path nowhere: 1 reported durable');
     });
 
     it('refuses positions outside the signed 64-bit range, before anything is kept', () => {

@@ -34,7 +34,7 @@ describe('storage sink dispatcher positions', () => {
     positions.rowDurable('a');
     positions.rowDurable('a');
     expect(positions.checkpointTs).to.equal(29n, 'ts 30 may have more rows to come');
-    expect(() => positions.rowDurable('a')).to.throw(RangeError, '1 items on path a reported durable, but 0 admitted ones are waiting');
+    expect(() => positions.rowDurable('a')).to.throw(RangeError, 'path a: 1 reported durable, but 0 admitted items are waiting');
   });
 
   it('forgets a DDL once it is durable, so it holds the checkpoint only on its way', () => {
