@@ -454,7 +454,7 @@ describe('storageSink', () => {
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('ddl' as const), blocked: fc.oneof(fc.constant('all' as const), fc.uniqueArray(fc.integer({ min: 0, max: 3 }), { minLength: 1 })) }) },
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 100 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 200, max: 2000 }), async (steps: Step[], dispatchers, fileSizeBytes) => {
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 100 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 200, max: 2000 }), fc.constantFrom(2048, 1 << 20), async (steps: Step[], dispatchers, fileSizeBytes, spoolMemoryBytes) => {
         // The DDLs are of another table, so rows of every dispatcher keep one table version.
         const events: ChangeEvent[] = [];
         let ts = 1000n;
@@ -492,7 +492,9 @@ describe('storageSink', () => {
           }
         })(new MemoryStorage());
         const input = from(events.map((value, i) => ({ value, ack: createAck({ onFlushed: () => durable.add(i) }) })));
-        await run(input, { ...baseOptions(checking), tables: [ORDERS_V100], fileSizeBytes, checkpointIntervalMs: 1 });
+        // A small spool memory tier spills rows to disk: they come back in order too.
+        const options = baseOptions(checking);
+        await run(input, { ...options, tables: [ORDERS_V100], fileSizeBytes, checkpointIntervalMs: 1, spool: { ...options.spool, memoryBytes: spoolMemoryBytes } });
         expect(passed).to.deep.equal([]);
         expect(durable.size).to.equal(events.length);
         expect(checkpoints.at(-1)).to.equal(ts, 'once the input completes, the checkpoint is the last commit ts');
