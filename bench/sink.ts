@@ -203,8 +203,7 @@ interface PhaseFigures {
  *   params.rounds measurements of (a) and of (c), each in its own child (default 3).
  */
 export async function run(params: BenchParams): Promise<void> {
-  const rows = numberParam(params, 'rows', 2_000_000, { min: 1, integer: true });
-  const dispatchers = numberParam(params, 'dispatchers', 1000, { min: 1, integer: true });
+  const { rows, dispatchers } = sizes(params);
   const seconds = numberParam(params, 'seconds', 5, { min: 0.1 });
   const rounds = numberParam(params, 'rounds', 3, { min: 1, integer: true });
   const compiled = compileBench('sink');
