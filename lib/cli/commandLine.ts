@@ -41,17 +41,34 @@ export interface CommandLine<C> {
 }
 
 /**
- * Parses `args` against `flags`, strictly (no unknown flags, no positionals). A mistake becomes a
- * `UsageError` that lists the flags there are.
+ * Parses `args` against `flags`, strictly (no unknown flags, no positionals). A boolean flag also
+ * takes `--name=true` or `--name=false` (TiCDC's settings default to true in places, so a user must
+ * be able to turn one off). A mistake becomes a `UsageError` that lists the flags there are.
  *
  * @example const values = parseFlags(args, { to: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
  */
 export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
+  const list = () => Object.keys(flags).map((name) => `--${name}`).join(', ');
+  const negated: Record<string, false> = {};
+  const rest: string[] = [];
+  for (const arg of args) {
+    const match = /^--([^=]+)=(.*)$/s.exec(arg);
+    const spec = match === null ? undefined : flags[match[1]!];
+    if (match === null || spec === undefined || spec.type !== 'boolean') {
+      rest.push(arg);
+    } else if (match[2] === 'true') {
+      rest.push(`--${match[1]}`);
+    } else if (match[2] === 'false') {
+      negated[match[1]!] = false;
+    } else {
+      throw new UsageError(`--${match[1]} takes no value or =true or =false, got ${JSON.stringify(match[2])}; the flags are ${list()}`);
+    }
+  }
   try {
-    return parseArgs({ args, options: flags, strict: true, allowPositionals: false }).values;
+    const values = parseArgs({ args: rest, options: flags, strict: true, allowPositionals: false }).values;
+    return Object.assign(values, negated) as typeof values;
   } catch (error) {
-    const list = Object.keys(flags).map((name) => `--${name}`).join(', ');
-    throw new UsageError(`${(error as Error).message}; the flags are ${list}`);
+    throw new UsageError(`${(error as Error).message}; the flags are ${list()}`);
   }
 }
 
