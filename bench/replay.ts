@@ -23,7 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { lastValueFrom, toArray } from 'rxjs';
 import type { DdlEvent, RowChange, TableDef } from '../lib/codec/changeEvent.ts';
 import { encodeCsvRows } from '../lib/codec/csv.ts';
-import { dataFilePath, formatIndexFile, indexFilePath, metadataFile } from '../lib/codec/layout.ts';
+import { dataFilePath, FIRST_FILE_INDEX, formatIndexFile, indexFilePath, metadataFile } from '../lib/codec/layout.ts';
 import { encodeSchemaFile } from '../lib/codec/schemaFile.ts';
 import { createMysqlPool } from '../lib/mysql/pool.ts';
 import { FileStorage } from '../lib/storage/fileStorage.ts';
@@ -66,7 +66,7 @@ export async function writeLayout(root: string, schema: string, rows: number, ta
     await storage.put(schemaFile.path, new TextEncoder().encode(schemaFile.text));
     const share = Math.floor(rows / tables) + (t < rows % tables ? 1 : 0);
     const folder = { schema, table: def.table, tableVersion: def.version, date: '2024-05-01' };
-    let index = 0;
+    let index = FIRST_FILE_INDEX; // TiCDC numbers a folder's data files from 1
     for (let first = 0; first < share; first += rowsPerFile, index++) {
       const batch: RowChange[] = [];
       for (let i = first; i < Math.min(share, first + rowsPerFile); i++) {

@@ -1,16 +1,24 @@
 /**
- * canal-json rows as TiCDC's storage sink writes them (protocol=canal-json with the TiDB extension),
- * one JSON object per row followed by CRLF, and their decoding for the consumer.
+ * canal-json rows as TiCDC's storage sink writes them (protocol=canal-json), one JSON object per row
+ * followed by CRLF, and their decoding for the consumer.
  *
  * Invariant guarded here: `decodeCanalJsonRows(encodeCanalJsonRows(rows))` gives every row back
- * (op, names, commit ts, typed values, old values), and the bytes of a row are a pure function of
- * the row, its table and the options: no clock is read.
+ * (op, names, commit ts with the TiDB extension, typed values, old values), and the bytes of a row are
+ * a pure function of the row, its table and the options: no clock is read.
  *
  * Layout, after TiCDC's pkg/sink/codec/canal/canal_json_encoder.go (`newJSONMessageForDML`), keys in
  * this order: `id` (0), `database`, `table`, `pkNames` (primary-key columns in table order, null when
  * none), `isDdl` (false), `type` (INSERT/UPDATE/DELETE), `es` (commit ts >> 18: the commit's physical
  * ms), `ts` (build time ms), `sql` (""), `sqlType` (java.sql.Types codes), `mysqlType`, `old` (an
- * update's old values, else null), `data` (the row: a delete's deleted values), `_tidb.commitTs`.
+ * update's old values, else null), `data` (the row: a delete's deleted values), then `_tidb:
+ * {"commitTs":N}` only with `enableTidbExtension` (TiCDC's `enable-tidb-extension`, default false in
+ * TiCDC: pkg/sink/codec/common/config.go; true here unless told otherwise, since the commit ts is what
+ * lets a consumer skip rows it applied). Without the extension a row has no commit ts at all; it
+ * decodes with `commitTs` undefined, and a file must then be read in its own order. A file mixing
+ * rows with and without `_tidb` is refused (one sink writes one or the other).
+ * `old` holds every column of the old image, or only the changed ones (TiCDC's
+ * `only-output-updated-columns`, fillUpdateColumns in canal_json_encoder.go): the decoder takes the
+ * missing ones from `data`, as TiCDC's canal_json_decoder.go does.
  * Values are strings or null: integers in decimal; FLOAT/DOUBLE as Go's `FormatFloat(x, 'f', -1)`
  * (never an exponent); binary columns as one character per byte (ISO-8859-1); ENUM as its 1-based
  * index and SET as its bit mask (both need the column's `elems`); everything else as its text.
@@ -50,6 +58,11 @@ import { easyJsonString, JsonNumber, JsonSyntaxError, jsonTypeOf, parseJson, typ
 export interface CanalJsonOptions {
   /** The `ts` field, ms since the epoch. Default: the row's `es` (its commit's physical time). */
   buildTimeMs?: number;
+  /**
+   * Write `_tidb: {"commitTs": N}` after `data` (TiCDC's `enable-tidb-extension`). Default true here
+   * (TiCDC's default is false); false gives TiCDC's default bytes, whose rows carry no commit ts.
+   */
+  enableTidbExtension?: boolean;
 }
 
 const TYPE_NAMES: Readonly<Record<RowOp, string>> = { insert: 'INSERT', update: 'UPDATE', delete: 'DELETE' };
@@ -142,12 +155,13 @@ export function encodeCanalJsonRow(row: RowChange, table: TableDef, options: Can
   const sqlType = table.columns.map((c, i) => `${easyJsonString(c.name)}:${data.javaTypes[i]}`);
   const mysqlType = table.columns.map((c) => `${easyJsonString(c.name)}:${easyJsonString(mysqlTypeOf(c))}`);
   const old = row.op === 'update' && row.oldColumns !== undefined ? `[${encodeValues(row, table, row.oldColumns).object}]` : 'null';
+  const tidb = options.enableTidbExtension === false ? '' : `,"_tidb":{"commitTs":${row.commitTs}}`;
   return (
     `{"id":0,"database":${easyJsonString(table.schema)},"table":${easyJsonString(table.table)}` +
     `,"pkNames":${pkNames.length === 0 ? 'null' : `[${pkNames.join(',')}]`}` +
     `,"isDdl":false,"type":"${TYPE_NAMES[row.op]}","es":${es},"ts":${ts},"sql":""` +
     `,"sqlType":{${sqlType.join(',')}},"mysqlType":{${mysqlType.join(',')}}` +
-    `,"old":${old},"data":[${data.object}],"_tidb":{"commitTs":${row.commitTs}}}`
+    `,"old":${old},"data":[${data.object}]${tidb}}`
   );
 }
 
@@ -234,7 +248,8 @@ function setMask(column: ColumnDef, names: string): bigint {
 
 /**
  * Decodes a data file of canal-json rows (one object per line, CRLF or LF) of one table into rows
- * typed by `table`'s column types. Throws `DecodeError` naming `where`, the line and the problem.
+ * typed by `table`'s column types. Throws `DecodeError` naming `where`, the line and the problem,
+ * also when some rows carry `_tidb` and others do not (the first line that differs from line 1).
  *
  * @example decodeCanalJsonRows(text, table, 'shop/orders/4350/CDC000001.json')
  */
@@ -244,7 +259,15 @@ export function decodeCanalJsonRows(text: string, table: TableDef, where = 'cana
   if (lines[lines.length - 1] === '') lines.pop();
   else if (lines.length > 0) throw new DecodeError(`${where} line ${lines.length}`, 'the last line does not end with a line break (truncated file?)');
   lines.forEach((line, i) => {
-    rows.push(decodeCanalJsonRow(line.endsWith('\r') ? line.slice(0, -1) : line, table, `${where} line ${i + 1}`));
+    const row = decodeCanalJsonRow(line.endsWith('\r') ? line.slice(0, -1) : line, table, `${where} line ${i + 1}`);
+    if (i > 0 && (row.commitTs === undefined) !== (rows[0]!.commitTs === undefined)) {
+      const [has, lacks] = row.commitTs === undefined ? [1, i + 1] : [i + 1, 1];
+      throw new DecodeError(
+        `${where} line ${i + 1}`,
+        `line ${has} carries _tidb.commitTs but line ${lacks} does not: a file is written either with the TiDB extension or without it, never both (was it written by two sinks?)`,
+      );
+    }
+    rows.push(row);
   });
   return rows;
 }
@@ -284,12 +307,13 @@ export function decodeCanalJsonRow(text: string, table: TableDef, where = 'canal
   }
   row.columns = decodeImage(field('data'), 'data', table, where);
   const old = field('old');
-  if (op === 'update' && old !== null && old !== undefined) row.oldColumns = decodeImage(old, 'old', table, where);
+  if (op === 'update' && old !== null && old !== undefined) row.oldColumns = decodeImage(old, 'old', table, where, row.columns);
   else if (old !== null && old !== undefined) fail(`old must be null in an ${type}`);
   return row;
 }
 
-function decodeImage(value: JsonValue | undefined, key: string, table: TableDef, where: string): Record<string, ColumnValue> {
+/** An image of every column; with `unchanged`, a column missing from `value` takes its value there. */
+function decodeImage(value: JsonValue | undefined, key: string, table: TableDef, where: string, unchanged?: Record<string, ColumnValue>): Record<string, ColumnValue> {
   if (!Array.isArray(value) || value.length !== 1 || !(value[0] instanceof Map)) {
     throw new DecodeError(where, `${key} must be a list of one object, got ${jsonTypeOf(value)}`);
   }
@@ -301,6 +325,10 @@ function decodeImage(value: JsonValue | undefined, key: string, table: TableDef,
   const columns: Record<string, ColumnValue> = {};
   for (const column of table.columns) {
     const text = image.get(column.name);
+    if (text === undefined && unchanged !== undefined) {
+      setOwn(columns, column.name, unchanged[column.name] ?? null);
+      continue;
+    }
     if (text === undefined) throw new DecodeError(where, `${key}: column ${JSON.stringify(column.name)} is missing`);
     if (text !== null && typeof text !== 'string') {
       throw new DecodeError(where, `${key}.${column.name} must be a string or null, got ${jsonTypeOf(text)}`);

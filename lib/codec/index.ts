@@ -23,7 +23,20 @@ export {
 } from './changeEvent.ts';
 export { DDL_TYPE_CODES, ddlTypeCode, ddlTypeName } from './ddlTypes.ts';
 export { formatChangeEventLine, parseChangeEventLine } from './jsonLines.ts';
-export { CSV_DEFAULTS, decodeCsvRows, encodeCsvRow, encodeCsvRows, type CsvDecodeOptions, type CsvOptions } from './csv.ts';
+export {
+  checkCsvOptions,
+  createCsvRowEncoder,
+  CSV_DEFAULTS,
+  csvHeaderLine,
+  decodeCsvRows,
+  encodeCsvRow,
+  encodeCsvRows,
+  type BinaryEncodingMethod,
+  type CsvDecodeOptions,
+  type CsvDialect,
+  type CsvOptions,
+  type CsvRowEncoder,
+} from './csv.ts';
 export { decodeCanalJsonRow, decodeCanalJsonRows, encodeCanalJsonRow, encodeCanalJsonRows, type CanalJsonOptions } from './canalJson.ts';
 export {
   decodeSchemaFile,

@@ -10,11 +10,18 @@
  *
  * Invariant guarded here: every name put into a path passes `pathNameProblem` (no '/', no '..', no
  * control characters), so a path can never leave its folder, and every name we format parses back
- * into what it was made from.
+ * into what it was made from. A data folder's levels after the table version are read by the layout
+ * configuration (`dateSeparator`, `enablePartitionSeparator`), never by their shape: a partition id
+ * and a year are both digits.
+ *
+ * Data files are numbered from 1 (`FIRST_FILE_INDEX`): TiCDC's generator resets a folder's counter to
+ * 0 and increments it before naming a file, and its consumer reads indexes 1..N (pingcap/ticdc
+ * pkg/cloudstorage/generator.go `GenerateDataFilePath`, cmd/storage-consumer/consumer.go
+ * `diffDMLMaps`), so a file 0 would never be read.
  *
  * Follows TiCDC's pkg/cloudstorage (generator.go, path_key.go). Departure: `dateFolder` formats in
  * UTC, so paths do not depend on the host's time zone; TiCDC formats the PD clock's current time in
- * the local time zone.
+ * the local time zone. Not supported: `use-table-id-as-path` (`{tableId}/{version}/...`).
  */
 import { InvalidOptionError, checkNumber } from '../core/errors.ts';
 import { DecodeError, MAX_UINT64, pathNameProblem } from './changeEvent.ts';
@@ -22,12 +29,23 @@ import { JsonNumber, JsonSyntaxError, parseJson } from './json.ts';
 
 export type DateSeparator = 'none' | 'year' | 'month' | 'day';
 
-/** TiCDC's defaults for the layout options. */
+/** The date-separator values, in TiCDC's order (pingcap/ticdc pkg/config/sink.go `DateSeparator`). */
+export const DATE_SEPARATORS: readonly DateSeparator[] = Object.freeze(['none', 'year', 'month', 'day']);
+
+/**
+ * TiCDC's defaults for the layout options (pingcap/ticdc pkg/config/replica_config.go:
+ * `DateSeparator: day`, `EnablePartitionSeparator: true`; pkg/config `DefaultFileIndexWidth` 20).
+ */
 export const LAYOUT_DEFAULTS = Object.freeze({
   /** Digits of the zero-padded data file index, 6..20. */
   fileIndexWidth: 20,
   dateSeparator: 'day' as DateSeparator,
+  /** A partitioned table's rows go to a `{partitionId}` folder level per physical partition. */
+  enablePartitionSeparator: true,
 });
+
+/** The index of a folder's first data file (TiCDC increments its counter before naming a file). */
+export const FIRST_FILE_INDEX = 1;
 
 export const MIN_FILE_INDEX_WIDTH = 6;
 export const MAX_FILE_INDEX_WIDTH = 20;
@@ -72,6 +90,14 @@ function checkUint64(owner: string, option: string, value: unknown, min = 0n): b
     throw new InvalidOptionError(owner, option, value, `a bigint in [${min}, 2^64-1]`);
   }
   return value;
+}
+
+/** Checks a date-separator: 'none', 'year', 'month' or 'day'. */
+export function checkDateSeparator(owner: string, option: string, value: unknown): DateSeparator {
+  if (typeof value !== 'string' || !(DATE_SEPARATORS as readonly string[]).includes(value)) {
+    throw new InvalidOptionError(owner, option, value, "'none', 'year', 'month' or 'day'");
+  }
+  return value as DateSeparator;
 }
 
 /** Checks a file-index-width: an integer in 6..20. */
@@ -175,6 +201,105 @@ export function parseSchemaFilePath(path: string): { schema: string; table?: str
   }
   const parsed = parseSchemaFileName(parts[parts.length - 1]!, path);
   return parts.length === 4 ? { schema: parts[0]!, table: parts[1]!, ...parsed } : { schema: parts[0]!, ...parsed };
+}
+
+/** How a sink lays out the levels of a data folder after the table version. */
+export interface FolderLayout {
+  dateSeparator: DateSeparator;
+  /** With true, a partitioned table's data folders have a `{partitionId}` level (other tables none). */
+  enablePartitionSeparator: boolean;
+}
+
+/** The levels of a data folder after the table version, as read by a `FolderLayout`. */
+export interface FolderLevels {
+  /** The physical partition id, in decimal without leading zeros. */
+  partitionId?: string;
+  /** '' without a date level. */
+  date: string;
+}
+
+/** The date folder of each separator (pingcap/ticdc pkg/config/sink.go `GetPattern`). */
+const DATE_LEVEL: Readonly<Record<DateSeparator, RegExp | undefined>> = {
+  none: undefined,
+  year: /^[0-9]{4}$/,
+  month: /^[0-9]{4}-[0-9]{2}$/,
+  day: /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/,
+};
+const DATE_SHAPE: Readonly<Record<DateSeparator, string>> = { none: '', year: 'YYYY', month: 'YYYY-MM', day: 'YYYY-MM-DD' };
+/** A physical table id: a positive int64, written without leading zeros. */
+const PARTITION_LEVEL = /^[1-9][0-9]{0,18}$/;
+const MAX_INT64 = (1n << 63n) - 1n;
+
+function isPartitionLevel(level: string): boolean {
+  return PARTITION_LEVEL.test(level) && BigInt(level) <= MAX_INT64;
+}
+
+/** The levels read by one layout, or undefined when they do not fit it. */
+function readLevels(levels: readonly string[], layout: FolderLayout): FolderLevels | undefined {
+  const dateLevel = DATE_LEVEL[layout.dateSeparator];
+  const datePart = dateLevel === undefined ? 0 : 1;
+  const partitionPart = levels.length - datePart;
+  if (partitionPart < 0 || partitionPart > (layout.enablePartitionSeparator ? 1 : 0)) return undefined;
+  const read: FolderLevels = { date: '' };
+  if (partitionPart === 1) {
+    if (!isPartitionLevel(levels[0]!)) return undefined;
+    read.partitionId = levels[0]!;
+  }
+  if (dateLevel !== undefined) {
+    const date = levels[levels.length - 1]!;
+    if (!dateLevel.test(date)) return undefined;
+    read.date = date;
+  }
+  return read;
+}
+
+/** 'none', '{partitionId}', '{date YYYY}', ... : the shapes a layout accepts, for messages. */
+function expectedShapes(layout: FolderLayout): string {
+  const date = layout.dateSeparator === 'none' ? undefined : `{date ${DATE_SHAPE[layout.dateSeparator]}}`;
+  if (date === undefined) return layout.enablePartitionSeparator ? 'none or {partitionId}' : 'none';
+  return layout.enablePartitionSeparator ? `${date} or {partitionId}/${date}` : date;
+}
+
+function describeLevels(read: FolderLevels): string {
+  const parts: string[] = [];
+  if (read.partitionId !== undefined) parts.push(`partition ${read.partitionId}`);
+  if (read.date !== '') parts.push(`date ${read.date}`);
+  return parts.length === 0 ? 'no partition, no date' : parts.join(', ');
+}
+
+/**
+ * The levels of a data folder after its table version (`[{partitionId}][/{date}]`), read by the sink's
+ * layout configuration, as TiCDC's consumer reads them (pingcap/ticdc pkg/cloudstorage/path_key.go
+ * `ParseIndexFilePath(dateSeparator, path)`): the date separator says whether the last level is a
+ * date and of which shape; one level more is a partition id, allowed only with
+ * `enablePartitionSeparator`. Levels that do not fit throw a `DecodeError` naming `where`, the
+ * levels, what the configuration expects and the settings that would read them.
+ *
+ * @example parseFolderLevels(['1093'], { dateSeparator: 'none', enablePartitionSeparator: true }, 'db/t/5/1093/meta/CDC.index') // { partitionId: '1093', date: '' }
+ */
+export function parseFolderLevels(levels: readonly string[], layout: FolderLayout, where: string): FolderLevels {
+  const read = readLevels(levels, layout);
+  if (read !== undefined) return read;
+  const current = `date-separator=${layout.dateSeparator} and enable-partition-separator=${layout.enablePartitionSeparator}`;
+  const count = levels.length === 0 ? 'no level' : levels.length === 1 ? 'one level' : `${levels.length} levels`;
+  const shown = levels.length === 0 ? '' : ` (${levels.map((level) => JSON.stringify(level)).join('/')})`;
+  const readers: string[] = [];
+  for (const dateSeparator of DATE_SEPARATORS) {
+    for (const enablePartitionSeparator of [layout.enablePartitionSeparator, !layout.enablePartitionSeparator]) {
+      const other = readLevels(levels, { dateSeparator, enablePartitionSeparator });
+      if (other === undefined) continue;
+      const changes: string[] = [];
+      if (dateSeparator !== layout.dateSeparator) changes.push(`date-separator=${dateSeparator}`);
+      if (enablePartitionSeparator !== layout.enablePartitionSeparator) changes.push(`enable-partition-separator=${enablePartitionSeparator}`);
+      readers.push(`${changes.join(', ')} (${describeLevels(other)})`);
+      break; // the same separator with the other partition setting adds nothing
+    }
+  }
+  const hint =
+    readers.length === 0
+      ? 'no date-separator or enable-partition-separator setting reads it: it is not a data folder of a TiCDC-compatible sink'
+      : `it reads with ${readers.join(' or with ')}: was the sink run with ${readers.length === 1 ? 'that' : 'one of those'}? Pass the sink's settings (--date-separator, --enable-partition-separator)`;
+  throw new DecodeError(where, `${count} after the table version${shown}, but ${current} expect ${expectedShapes(layout)}; ${hint}`);
 }
 
 function pad2(n: number): string {

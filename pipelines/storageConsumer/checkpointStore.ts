@@ -1,7 +1,8 @@
 /**
  * The consumer's checkpoint, in a MySQL table of its own: per table, the DDL version applied
- * (stream '#ddl') and, per data stream (partition/dispatcher, '' for a plain folder), the position of
- * the last data file applied and the highest commit ts it held.
+ * (stream '#ddl') and, per data stream (`{partitionId}/{dispatcherId}`, '' for a plain folder: each
+ * physical partition and each dispatcher apart, see roundPlan `streamOf`), the position of the last
+ * data file applied (files are numbered from 1) and the highest commit ts it held.
  *
  * Invariant guarded here: a data position is only ever written by the statement that
  * `positionUpsertSql` returns, run in the same transaction as the rows of that file, so the

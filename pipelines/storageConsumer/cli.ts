@@ -12,8 +12,11 @@ import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutpu
 import { drain } from '../../lib/cli/drain.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
+import { DATE_SEPARATORS, type DateSeparator } from '../../lib/codec/layout.ts';
 import { parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
 import { parseStorageUri } from '../../lib/storage/index.ts';
+import type { CsvOptions } from '../../lib/codec/csv.ts';
+import { CSV_FLAGS, csvFlagsUsage, csvOptionsFromFlags } from '../storageSink/csvFlags.ts';
 import { STORAGE_CONSUMER_DEFAULTS } from './options.ts';
 import type { ConsumerProgress } from './progress.ts';
 import { storageConsumer } from './storageConsumer.ts';
@@ -30,8 +33,9 @@ const FLAGS = {
   to: { type: 'string' },
   once: { type: 'boolean' },
   interval: { type: 'string' },
-  'include-commit-ts': { type: 'boolean' },
-  'output-old-value': { type: 'boolean' },
+  ...CSV_FLAGS,
+  'date-separator': { type: 'string' },
+  'enable-partition-separator': { type: 'boolean' },
   'checkpoint-database': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -46,9 +50,11 @@ consumer's checkpoint (table sluice_replay.replay_checkpoint), so a restart neit
   --to <mysql-uri>           mysql://user:pass@host:port/ (the password is never printed)
   --once                     one round, then exit (default: keep polling)
   --interval <duration>      pause between rounds: 500ms, 2s, 1m (default 2s)
-  --include-commit-ts        the csv files carry the commit ts column (the sink's include-commit-ts)
-  --output-old-value         the csv files carry is-update and old values (the sink's output-old-value)
+  --date-separator none|year|month|day  the sink's date-separator: the date level of data folders (default day, as TiCDC)
+  --enable-partition-separator[=false]  the sink's enable-partition-separator: partitioned tables have a
+                             {partitionId} folder level, each partition its own stream (default true, as TiCDC)
   --checkpoint-database <db> where the checkpoint table lives (default ${STORAGE_CONSUMER_DEFAULTS.checkpointDatabase})
+${csvFlagsUsage('replay')}
   -h, --help                 this text
 
 Exit codes: 0 done (--once) or stopped by SIGINT/SIGTERM, 1 failed while running, 2 the command line cannot run.`;
@@ -60,8 +66,10 @@ interface ReplayCommand {
   password: string;
   once: boolean;
   intervalMs: number;
-  includeCommitTs: boolean;
-  outputOldValue: boolean;
+  /** The csv flags given (the consumer's defaults fill the rest). */
+  csv: CsvOptions;
+  dateSeparator: DateSeparator;
+  enablePartitionSeparator: boolean;
   checkpointDatabase?: string;
 }
 
@@ -73,14 +81,19 @@ function parseCommand(args: string[]): ReplayCommand | 'help' {
   parseStorageUri(values.from);
   // Its errors quote the URI redacted, so the password cannot leak from here.
   const { password } = parseMysqlUri(values.to);
+  const dateSeparator = values['date-separator'] ?? STORAGE_CONSUMER_DEFAULTS.dateSeparator;
+  if (!(DATE_SEPARATORS as readonly string[]).includes(dateSeparator)) {
+    throw new UsageError(`--date-separator must be none, year, month or day (the sink's date-separator), got ${JSON.stringify(dateSeparator)}`);
+  }
   return {
     from: values.from,
     to: values.to,
     password,
     once: values.once === true,
     intervalMs: values.interval === undefined ? STORAGE_CONSUMER_DEFAULTS.intervalMs : parseDuration('interval', values.interval),
-    includeCommitTs: values['include-commit-ts'] === true,
-    outputOldValue: values['output-old-value'] === true,
+    csv: csvOptionsFromFlags(values, STORAGE_CONSUMER_DEFAULTS.csv),
+    dateSeparator: dateSeparator as DateSeparator,
+    enablePartitionSeparator: values['enable-partition-separator'] ?? STORAGE_CONSUMER_DEFAULTS.enablePartitionSeparator,
     ...(values['checkpoint-database'] ? { checkpointDatabase: values['checkpoint-database'] } : {}),
   };
 }
@@ -143,7 +156,9 @@ async function execute(command: ReplayCommand, { stdout, stderr }: CommandOutput
       to: command.to,
       once: command.once,
       intervalMs: command.intervalMs,
-      csv: { includeCommitTs: command.includeCommitTs, outputOldValue: command.outputOldValue },
+      csv: command.csv,
+      dateSeparator: command.dateSeparator,
+      enablePartitionSeparator: command.enablePartitionSeparator,
       ...(command.checkpointDatabase === undefined ? {} : { checkpointDatabase: command.checkpointDatabase }),
     });
     await drain(progress$, (p) => printer.report(p), stopSignal ?? signals!.promise);

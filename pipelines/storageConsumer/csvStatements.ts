@@ -7,11 +7,14 @@
  * Invariant guarded here: this is a fast path, never a second dialect. It takes only records that
  * `decodeCsvRows` (lib/codec/csv.ts) takes, with the same checks per column type, and gives each value
  * the literal `sqlLiteral` gives the decoded value (the same SQL, up to how a number is spelled). On
- * anything else (a malformed record, another table's row, `outputOldValue`'s D+I pairs) it returns
- * undefined and the caller decodes the file the general way, which names the file and line.
+ * anything else (a malformed record, another table's row, `outputOldValue`'s D+I pairs, a dialect
+ * with quote '' or a delimiter longer than one character) it returns undefined and the caller decodes
+ * the file the general way, which names the file and line. Any other dialect (delimiter, quote,
+ * terminator, null string, hex or base64, a header line) is read here, its characters compared as
+ * char codes held by one reader per file: the default dialect costs what it did before.
  */
 import { Buffer } from 'node:buffer';
-import type { CsvOptions } from '../../lib/codec/csv.ts';
+import { csvHeaderLine, type CsvDialect } from '../../lib/codec/csv.ts';
 import { columnClass, fromBase64 } from '../../lib/codec/columnValue.ts';
 import { quoteString } from '../../lib/mysql/sql.ts';
 import { StatementBuilder, type PreparedFile, type StatementLimits, type TableWriter } from './rowWriter.ts';
@@ -49,66 +52,110 @@ function classCode(type: string): number {
   }
 }
 
-const QUOTE = 34;
-const COMMA = 44;
 const CR = 13;
 const LF = 10;
 
-/** The field just read: [start, end) of its text, whether quoted, whether it holds a doubled quote. */
-let fieldStart = 0;
-let fieldEnd = 0;
-let fieldQuoted = false;
-let fieldDoubled = false;
+/**
+ * Reads the fields of one file in one dialect (a one-character delimiter and quote): `read` sets
+ * [start, end) of the field's text, whether it was quoted and whether it holds a doubled quote.
+ * One reader per file; nothing is allocated per field but the texts asked for.
+ */
+class CsvFieldReader {
+  start = 0;
+  end = 0;
+  quoted = false;
+  doubled = false;
+  readonly quote: string;
+  readonly quoteCode: number;
+  readonly doubledQuote: string;
+  readonly delimiterCode: number;
+  readonly terminator: string;
+  readonly terminatorCode: number;
+  readonly nullString: string;
 
-/** Reads the field at `pos`; returns the position after it, or -1 when malformed. */
-function readField(text: string, pos: number): number {
-  if (text.charCodeAt(pos) === QUOTE) {
-    let from = pos + 1;
-    let doubled = false;
-    for (;;) {
-      const close = text.indexOf('"', from);
-      if (close < 0) return -1;
-      if (text.charCodeAt(close + 1) === QUOTE) {
-        doubled = true;
-        from = close + 2;
-        continue;
+  constructor(dialect: CsvDialect) {
+    this.quote = dialect.quote;
+    this.quoteCode = dialect.quote.charCodeAt(0);
+    this.doubledQuote = dialect.quote + dialect.quote;
+    this.delimiterCode = dialect.delimiter.charCodeAt(0);
+    this.terminator = dialect.terminator;
+    this.terminatorCode = dialect.terminator.charCodeAt(0);
+    this.nullString = dialect.nullString;
+  }
+
+  /** Reads the field at `pos`; returns the position after it, or -1 when malformed. */
+  read(text: string, pos: number): number {
+    const quoteCode = this.quoteCode;
+    if (text.charCodeAt(pos) === quoteCode) {
+      let from = pos + 1;
+      let doubled = false;
+      for (;;) {
+        const close = text.indexOf(this.quote, from);
+        if (close < 0) return -1;
+        if (text.charCodeAt(close + 1) === quoteCode) {
+          doubled = true;
+          from = close + 2;
+          continue;
+        }
+        this.start = pos + 1;
+        this.end = close;
+        this.quoted = true;
+        this.doubled = doubled;
+        return close + 1;
       }
-      fieldStart = pos + 1;
-      fieldEnd = close;
-      fieldQuoted = true;
-      fieldDoubled = doubled;
-      return close + 1;
     }
+    const delimiterCode = this.delimiterCode;
+    const terminatorCode = this.terminatorCode;
+    let end = pos;
+    const length = text.length;
+    for (; end < length; end++) {
+      const c = text.charCodeAt(end);
+      if (c === delimiterCode || c === terminatorCode || c === CR || c === LF || c === quoteCode) break;
+    }
+    if (end < length && text.charCodeAt(end) === quoteCode) return -1;
+    this.start = pos;
+    this.end = end;
+    this.quoted = false;
+    this.doubled = false;
+    return end;
   }
-  let end = pos;
-  const length = text.length;
-  for (; end < length; end++) {
-    const c = text.charCodeAt(end);
-    if (c === COMMA || c === CR || c === LF || c === QUOTE) break;
+
+  /** Is `pos` at the delimiter? */
+  atDelimiter(text: string, pos: number): boolean {
+    return text.charCodeAt(pos) === this.delimiterCode;
   }
-  if (end < length && text.charCodeAt(end) === QUOTE) return -1;
-  fieldStart = pos;
-  fieldEnd = end;
-  fieldQuoted = false;
-  fieldDoubled = false;
-  return end;
+
+  /** The position after the terminator at `pos`, or -1 when there is none. */
+  afterTerminator(text: string, pos: number): number {
+    const terminator = this.terminator;
+    if (text.charCodeAt(pos) !== this.terminatorCode) return -1;
+    if (terminator.length > 1 && !text.startsWith(terminator, pos)) return -1;
+    return pos + terminator.length;
+  }
+
+  text(text: string): string {
+    const raw = text.slice(this.start, this.end);
+    return this.doubled ? raw.replaceAll(this.doubledQuote, this.quote) : raw;
+  }
+
+  /** Is the field exactly `expected` (no copy)? */
+  is(text: string, expected: string): boolean {
+    if (this.doubled) return this.text(text) === expected;
+    return this.end - this.start === expected.length && text.startsWith(expected, this.start);
+  }
+
+  /** Is the field the bare null string? */
+  isNull(text: string): boolean {
+    return !this.quoted && this.end - this.start === this.nullString.length && text.startsWith(this.nullString, this.start);
+  }
 }
 
-function fieldText(text: string): string {
-  const raw = text.slice(fieldStart, fieldEnd);
-  return fieldDoubled ? raw.replaceAll('""', '"') : raw;
-}
-
-/** Is the field exactly `expected` (no copy)? */
-function fieldIs(text: string, expected: string): boolean {
-  if (fieldDoubled) return fieldText(text) === expected;
-  return fieldEnd - fieldStart === expected.length && text.startsWith(expected, fieldStart);
-}
+const HEX = /^(?:[0-9a-fA-F]{2})*$/;
 
 /** The SQL literal of the field for a column of class `code`, or undefined when the general path must judge it. */
-function literal(text: string, code: number): string | undefined {
-  if (!fieldQuoted && fieldEnd - fieldStart === 2 && text.charCodeAt(fieldStart) === 92 && text.charCodeAt(fieldStart + 1) === 78) return 'NULL';
-  const value = fieldText(text);
+function literal(text: string, field: CsvFieldReader, code: number, hex: boolean): string | undefined {
+  if (field.isNull(text)) return 'NULL';
+  const value = field.text(text);
   switch (code) {
     case INT:
       return INTEGER.test(value) && Number.isSafeInteger(Number(value)) ? value : undefined;
@@ -119,6 +166,7 @@ function literal(text: string, code: number): string | undefined {
     case DEC:
       return DECIMAL.test(value) ? `'${value}'` : undefined;
     case BIN: {
+      if (hex) return HEX.test(value) ? `X'${value.toLowerCase()}'` : undefined;
       let bytes: Uint8Array;
       try {
         bytes = fromBase64(value);
@@ -137,45 +185,52 @@ export const CSV_RECORDS_PER_SLICE = 2000;
 
 /**
  * The statements of one csv data file of `writer`'s table, or undefined when the file needs the
- * general path (a problem to report, or `outputOldValue`). A generator that pauses every
+ * general path (a problem to report, `outputOldValue`, or a dialect this path does not read: quote ''
+ * or a delimiter of more than one character). A generator that pauses every
  * `CSV_RECORDS_PER_SLICE` records, so the caller can let the event loop answer the server (the
  * statements in flight) while a big file is read ahead.
  */
-export function* prepareCsvStatements(text: string, writer: TableWriter, csv: Required<CsvOptions>, limits: StatementLimits): Generator<void, PreparedFile | undefined> {
-  if (csv.outputOldValue) return undefined;
+export function* prepareCsvStatements(text: string, writer: TableWriter, csv: CsvDialect, limits: StatementLimits): Generator<void, PreparedFile | undefined> {
+  if (csv.outputOldValue || csv.quote.length !== 1 || csv.delimiter.length !== 1) return undefined;
   const { schema, table } = writer.def;
   const codes = writer.columns.map((c) => classCode(c.type));
   const columnCount = codes.length;
   const keyIndexes = writer.keyIndexes;
   const values: string[] = new Array<string>(columnCount);
   const builder = new StatementBuilder(writer, limits, csv.includeCommitTs);
+  const field = new CsvFieldReader(csv);
+  const hex = csv.binaryEncodingMethod === 'hex';
   const length = text.length;
   let pos = 0;
+  if (csv.outputFieldHeader && length > 0) {
+    const header = csvHeaderLine(writer.def, csv);
+    if (!text.startsWith(header)) return undefined;
+    pos = header.length;
+  }
   let records = 0;
   while (pos < length) {
-    pos = readField(text, pos);
-    if (pos < 0 || fieldEnd - fieldStart !== 1) return undefined;
-    const letter = text.charCodeAt(fieldStart);
+    pos = field.read(text, pos);
+    if (pos < 0 || field.end - field.start !== 1) return undefined;
+    const letter = text.charCodeAt(field.start);
     const isDelete = letter === 68; // D
     if (!isDelete && letter !== 73 && letter !== 85) return undefined; // I, U
-    if (text.charCodeAt(pos) !== COMMA || (pos = readField(text, pos + 1)) < 0 || !fieldIs(text, table)) return undefined;
-    if (text.charCodeAt(pos) !== COMMA || (pos = readField(text, pos + 1)) < 0 || !fieldIs(text, schema)) return undefined;
+    if (!field.atDelimiter(text, pos) || (pos = field.read(text, pos + 1)) < 0 || !field.is(text, table)) return undefined;
+    if (!field.atDelimiter(text, pos) || (pos = field.read(text, pos + 1)) < 0 || !field.is(text, schema)) return undefined;
     let ts: bigint | undefined;
     if (csv.includeCommitTs) {
-      if (text.charCodeAt(pos) !== COMMA || (pos = readField(text, pos + 1)) < 0) return undefined;
-      const digits = fieldText(text);
+      if (!field.atDelimiter(text, pos) || (pos = field.read(text, pos + 1)) < 0) return undefined;
+      const digits = field.text(text);
       if (!UINT.test(digits)) return undefined;
       ts = BigInt(digits);
       if (ts >= MAX_TS) return undefined;
     }
     for (let c = 0; c < columnCount; c++) {
-      if (text.charCodeAt(pos) !== COMMA || (pos = readField(text, pos + 1)) < 0) return undefined;
-      const value = literal(text, codes[c]!);
+      if (!field.atDelimiter(text, pos) || (pos = field.read(text, pos + 1)) < 0) return undefined;
+      const value = literal(text, field, codes[c]!, hex);
       if (value === undefined) return undefined;
       values[c] = value;
     }
-    if (text.charCodeAt(pos) !== CR || text.charCodeAt(pos + 1) !== LF) return undefined;
-    pos += 2;
+    if ((pos = field.afterTerminator(text, pos)) < 0) return undefined;
     const record = ++records;
     if (record % CSV_RECORDS_PER_SLICE === 0) yield;
     if (isDelete) builder.addValues('delete', values, keyIndexes, keyIndexes.length > 1, record, ts);

@@ -11,7 +11,7 @@
 import { Buffer, isAscii } from 'node:buffer';
 import { decodeCanalJsonRows } from '../../lib/codec/canalJson.ts';
 import { DecodeError, type DecodedRow, type TableDef } from '../../lib/codec/changeEvent.ts';
-import { CSV_DEFAULTS, decodeCsvRows, type CsvOptions } from '../../lib/codec/csv.ts';
+import { checkCsvOptions, decodeCsvRows, type CsvOptions } from '../../lib/codec/csv.ts';
 import { prepareCsvStatements } from './csvStatements.ts';
 import { prepareRows, type PreparedFile, type StatementLimits, type TableWriter } from './rowWriter.ts';
 
@@ -41,18 +41,23 @@ function decodeText(text: string, path: string, table: TableDef, csv: CsvOptions
   return rows;
 }
 
+/**
+ * The rows of a data file of `table`'s version; `csv` is the sink's csv dialect (TiCDC's defaults for
+ * what it leaves out). Throws `DecodeError` (file, line) or `InvalidOptionError` for a bad dialect.
+ */
 export function decodeDataFile(bytes: Uint8Array, path: string, table: TableDef, csv: CsvOptions): DecodedRow[] {
   return decodeText(textOf(bytes, path), path, table, csv);
 }
 
 /**
  * The statements of a data file of `writer`'s table version. Throws `DecodeError` (file, line) or
- * `ApplyError`. `pause` runs between slices of a big csv file (say, a turn of the event loop).
+ * `ApplyError`; `csv` is the sink's csv dialect (TiCDC's defaults for what it leaves out). `pause`
+ * runs between slices of a big csv file (say, a turn of the event loop).
  */
 export async function prepareDataFile(bytes: Uint8Array, path: string, writer: TableWriter, csv: CsvOptions, limits: StatementLimits, pause?: () => Promise<void>): Promise<PreparedFile> {
   const text = textOf(bytes, path);
   if (path.endsWith('.csv')) {
-    const steps = prepareCsvStatements(text, writer, { ...CSV_DEFAULTS, ...csv }, limits);
+    const steps = prepareCsvStatements(text, writer, checkCsvOptions('prepareDataFile', csv), limits);
     let step = steps.next();
     while (!step.done) {
       if (pause) await pause();

@@ -11,10 +11,13 @@
  * Invariants guarded here: index files are read after the listing that found the schema files, and
  * a table with a new schema file has its data folders listed again after it was seen, so a schema
  * file (written by the sink only once every earlier row of its table is durable) is never acted on
- * with an index file older than it. A malformed schema or index file key fails the round.
+ * with an index file older than it. A malformed schema or index file key fails the round, and so
+ * does a data file numbered 0 (named by an index file, or the first data file a listing meets in a
+ * folder): TiCDC numbers a folder's files from 1 and its consumer reads 1..N, as this one does, so a
+ * file 0 (written by a sluice sink before it numbered from 1) would otherwise be lost in silence.
  */
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
-import { parseIndexFile, parseMetadataFile } from '../../lib/codec/layout.ts';
+import { FIRST_FILE_INDEX, parseIndexFile, parseMetadataFile, type FolderLayout } from '../../lib/codec/layout.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { classifyKey, tableKeyOf, type IndexFolder, type SchemaFileRef } from './pathKey.ts';
 
@@ -29,6 +32,21 @@ export interface DiscoveryOptions {
   /** Index files read at once. */
   readConcurrency: number;
   now: () => number;
+  /** The sink's date-separator and enable-partition-separator: how data folders are read. */
+  layout: FolderLayout;
+}
+
+/** A data file name numbered 0 (at least 6 digits, all zeros). */
+const FILE_ZERO = /^CDC(?:_.+_)?0{6,}\.[A-Za-z0-9]+$/;
+
+/** The error for a data file numbered 0, which a TiCDC consumer never reads. */
+function fileZeroError(where: string, name: string): DecodeError {
+  return new DecodeError(
+    where,
+    `${JSON.stringify(name)} is numbered 0, but TiCDC numbers a folder's data files from ${FIRST_FILE_INDEX} and its consumers (sluice replay too) ` +
+      `read ${FIRST_FILE_INDEX}..N, so file 0 would never be replayed. This layout was written by a sluice sink from before it numbered from 1: ` +
+      'number the files of each folder one up (and its meta/CDC*.index) or write them again with the current sink',
+  );
 }
 
 /** A live data folder and the newest data file its index file names. */
@@ -116,7 +134,7 @@ export class Discovery {
       let resumeAfter: string | undefined;
       for await (const key of this.#storage.list(prefix, startAfter === undefined ? {} : { startAfter })) {
         calls.keysListed++;
-        const classified = classifyKey(key);
+        const classified = classifyKey(key, this.#options.layout);
         if (classified.kind === 'schema') {
           if (!this.#schemaFiles.has(key)) {
             this.#schemaFiles.set(key, classified.ref);
@@ -125,6 +143,8 @@ export class Discovery {
         } else if (classified.kind === 'index') {
           this.#folders.set(key, classified.folder);
         } else if (classified.kind === 'data') {
+          // The first data file met in a folder is its lowest name: file 0 when there is one.
+          if (FILE_ZERO.test(classified.name)) throw fileZeroError(key, classified.name);
           const next = `${classified.folderPath}/${PAST_DATA_FILES}`;
           if (next > key) {
             resumeAfter = next;
@@ -150,6 +170,7 @@ export class Discovery {
         if (parsed.dispatcherId !== folder.dispatcherId) {
           throw new DecodeError(folder.indexPath, `the index file names ${JSON.stringify(parsed.name)}, a data file of another dispatcher`);
         }
+        if (parsed.index < FIRST_FILE_INDEX) throw fileZeroError(folder.indexPath, parsed.name);
         results.push({ folder, newestName: parsed.name, newestIndex: parsed.index });
       }
     };

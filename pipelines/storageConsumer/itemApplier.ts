@@ -3,6 +3,19 @@
  * transaction together with its table's checkpoint row) or a DDL (then its checkpoint row). A file
  * either commits whole with its position or not at all; every error names the file (and statement).
  * When items run and in which order is the round's business (applyRound.ts), not this module's.
+ *
+ * Dedupe, two levels. By file: a stream's position (table version, date, file index) moves in the
+ * same transaction as the file's rows, so each data file is applied exactly once, whatever the rows
+ * carry. By commit ts, when rows carry one (csv with include-commit-ts, canal-json with `_tidb`):
+ * rows below the stream's applied commit ts are skipped (a sink's re-send of what was applied), rows
+ * at it are applied again (the rest of a transaction cut across files; REPLACE and delete by key make
+ * a second application harmless). Rows without a commit ts (canal-json without the TiDB extension,
+ * TiCDC's default; csv without include-commit-ts) are applied in file order, none skipped, and the
+ * stream's recorded commit ts stays what it was (at least the table version). What is then NOT
+ * possible: telling a row applied before from a new one. Rows a sink writes again into new files (a
+ * rerun without resume, a TiCDC changefeed restarted from an older checkpoint) are applied again, in
+ * their order: the table goes back to the older row versions until the rerun's later rows catch up,
+ * and ends equal to the source once they are applied.
  */
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -85,7 +98,8 @@ export class ItemApplier {
     try {
       result = await withTransaction(this.#pool, async (connection) => {
         const written = await applyPrepared(connection, writer, decoded.prepared, { path: item.path, skipBelowTs: before?.commitTs });
-        // Rows of a version are never older than it: without commit ts in the file (csv default) the version stands in.
+        // Rows of a version are never older than it: without commit ts in the file (csv default, canal-json
+        // without _tidb) the position still moves by file index, and the commit ts stays as it was.
         let commitTs = before?.commitTs !== undefined && before.commitTs > item.tableVersion ? before.commitTs : item.tableVersion;
         if (written.maxCommitTs !== undefined && written.maxCommitTs > commitTs) commitTs = written.maxCommitTs;
         const position: Position = { tableVersion: item.tableVersion, date: item.date, fileIndex: item.fileIndex, commitTs };

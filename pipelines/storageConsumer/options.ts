@@ -5,7 +5,8 @@
  */
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import type { Pool } from 'mysql2/promise';
-import { CSV_DEFAULTS, type CsvOptions } from '../../lib/codec/csv.ts';
+import { checkCsvOptions, CSV_DEFAULTS, type CsvDialect, type CsvOptions } from '../../lib/codec/csv.ts';
+import { checkDateSeparator, LAYOUT_DEFAULTS, type DateSeparator } from '../../lib/codec/layout.ts';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { storageConsumerMetrics, type AnyRegistry, type StorageConsumerMetrics } from '../../lib/metrics/index.ts';
 import { parseMysqlUri, redactMysqlUri } from '../../lib/mysql/uri.ts';
@@ -23,8 +24,23 @@ export interface StorageConsumerOptions {
   intervalMs?: number;
   /** Run one round, then complete. Default false. */
   once?: boolean;
-  /** The sink's csv settings (include-commit-ts, output-old-value). Default TiCDC's (both false). */
+  /**
+   * The sink's csv settings (delimiter, quote, terminator, nullString, includeCommitTs,
+   * binaryEncodingMethod, outputOldValue, outputHandleKey, outputFieldHeader; see CsvOptions): they
+   * must be the sink's. Default TiCDC's, except `includeCommitTs` true, as sluice's sink writes (a
+   * TiCDC changefeed's default files need `includeCommitTs: false`).
+   */
   csv?: CsvOptions;
+  /**
+   * The sink's date-separator: whether (and how) data folders end in a date level. Default 'day', as
+   * TiCDC. It must be the sink's: folder levels are read by it, never guessed.
+   */
+  dateSeparator?: DateSeparator;
+  /**
+   * The sink's enable-partition-separator: a partitioned table's data folders have a `{partitionId}`
+   * level (each partition replayed as a stream of its own). Default true, as TiCDC.
+   */
+  enablePartitionSeparator?: boolean;
   /** Database of the checkpoint table `replay_checkpoint`. Default 'sluice_replay'. */
   checkpointDatabase?: string;
   /** Names this consumer's rows in the checkpoint table (several consumers may share it). Default: the storage URI. */
@@ -62,13 +78,19 @@ export const STORAGE_CONSUMER_DEFAULTS = Object.freeze({
   maxStatementBytes: 4 * 1024 * 1024,
   idleStateMs: 600_000,
   indexReadConcurrency: 16,
+  /** TiCDC's csv defaults with the commit ts column, as sluice's sink writes by default. */
+  csv: Object.freeze({ ...CSV_DEFAULTS, includeCommitTs: true }) as CsvDialect,
+  dateSeparator: LAYOUT_DEFAULTS.dateSeparator,
+  enablePartitionSeparator: LAYOUT_DEFAULTS.enablePartitionSeparator,
 });
 
 /** The options checked, with their defaults filled in (and the metrics bound). */
 export interface Settings {
   intervalMs: number;
   once: boolean;
-  csv: Required<CsvOptions>;
+  csv: CsvDialect;
+  dateSeparator: DateSeparator;
+  enablePartitionSeparator: boolean;
   checkpointDatabase: string;
   relistIntervalMs: number;
   prefetchFiles: number;
@@ -101,10 +123,9 @@ export function checkOptions(options: StorageConsumerOptions): Settings {
   if (options.consumerId !== undefined && (typeof options.consumerId !== 'string' || options.consumerId === '' || options.consumerId.length > 191)) {
     throw new InvalidOptionError(OWNER, 'consumerId', options.consumerId, 'a string of 1..191 characters');
   }
-  const csv = { ...CSV_DEFAULTS, ...options.csv };
-  for (const flag of ['includeCommitTs', 'outputOldValue'] as const) {
-    if (typeof csv[flag] !== 'boolean') throw new InvalidOptionError(OWNER, `csv.${flag}`, csv[flag], 'a boolean');
-  }
+  const csv = checkCsvOptions(OWNER, options.csv, d.csv);
+  const enablePartitionSeparator = options.enablePartitionSeparator ?? d.enablePartitionSeparator;
+  if (typeof enablePartitionSeparator !== 'boolean') throw new InvalidOptionError(OWNER, 'enablePartitionSeparator', enablePartitionSeparator, 'a boolean');
   const metrics = options.metrics;
   if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null || typeof metrics.registry?.getMetricsAsJSON !== 'function' || typeof metrics.pipeline !== 'string' || metrics.pipeline === '')) {
     throw new InvalidOptionError(OWNER, 'metrics', metrics, 'an object { registry: a prom-client Registry, pipeline: a non-empty string }');
@@ -113,6 +134,8 @@ export function checkOptions(options: StorageConsumerOptions): Settings {
     intervalMs: checkNumber(OWNER, 'intervalMs', options.intervalMs ?? d.intervalMs, { min: 0 }),
     once: options.once === true,
     csv,
+    dateSeparator: checkDateSeparator(OWNER, 'dateSeparator', options.dateSeparator ?? d.dateSeparator),
+    enablePartitionSeparator,
     checkpointDatabase: database,
     relistIntervalMs: checkNumber(OWNER, 'relistIntervalMs', options.relistIntervalMs ?? d.relistIntervalMs, { min: 0 }),
     prefetchFiles: checkNumber(OWNER, 'prefetchFiles', options.prefetchFiles ?? d.prefetchFiles, { min: 0, max: 1024, integer: true }),

@@ -6,11 +6,14 @@
  * key that looks like one of ours but does not parse fails with a `DecodeError` naming it, rather
  * than being skipped: a skipped index file would silently lose its rows.
  *
- * Folder levels after the table version: none, a date (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`), a
- * partition id, or a partition id then a date. One extra level that reads as a date is a date.
+ * Folder levels after the table version (`[{partitionId}][/{date}]`) are read by the sink's layout
+ * configuration (`FolderLayout`: date-separator and enable-partition-separator), as TiCDC's consumer
+ * does, never guessed from their shape: `…/{version}/1093/` is a partition with date-separator=none
+ * and a year with date-separator=year. Levels that do not fit the configuration fail the key with a
+ * `DecodeError` saying which setting would read them.
  */
 import { DecodeError, pathNameProblem } from '../../lib/codec/changeEvent.ts';
-import { parseDataFileName, parseSchemaFilePath } from '../../lib/codec/layout.ts';
+import { parseDataFileName, parseFolderLevels, parseSchemaFilePath, type FolderLayout } from '../../lib/codec/layout.ts';
 
 /** One data folder (and dispatcher), as named by its index file. */
 export interface IndexFolder {
@@ -21,6 +24,7 @@ export interface IndexFolder {
   schema: string;
   table: string;
   tableVersion: bigint;
+  /** The physical partition id (decimal, no leading zeros); only with enable-partition-separator. */
   partitionId?: string;
   /** '' without a date level. */
   date: string;
@@ -41,10 +45,9 @@ export type LayoutKey =
   | { kind: 'metadata' }
   | { kind: 'schema'; ref: SchemaFileRef }
   | { kind: 'index'; folder: IndexFolder }
-  | { kind: 'data'; folderPath: string }
+  | { kind: 'data'; folderPath: string; name: string }
   | { kind: 'other' };
 
-const DATE = /^[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?$/;
 const DIGITS = /^[0-9]+$/;
 const INDEX_NAME = /^CDC(?:_(.+))?\.index$/;
 
@@ -53,8 +56,11 @@ export function tableKeyOf(schema: string, table: string | undefined): string {
   return `${schema}/${table ?? ''}`;
 }
 
-/** Classifies a key of the sink's storage. Throws `DecodeError` for a malformed schema or index file key. */
-export function classifyKey(key: string): LayoutKey {
+/**
+ * Classifies a key of the sink's storage; index file keys are read by `layout`. Throws `DecodeError`
+ * for a malformed schema or index file key.
+ */
+export function classifyKey(key: string, layout: FolderLayout): LayoutKey {
   if (key === 'metadata') return { kind: 'metadata' };
   const parts = key.split('/');
   const name = parts[parts.length - 1]!;
@@ -65,13 +71,18 @@ export function classifyKey(key: string): LayoutKey {
     if (parsed.table !== undefined) ref.table = parsed.table;
     return { kind: 'schema', ref };
   }
-  if (inMeta && name.endsWith('.index')) return { kind: 'index', folder: parseIndexPath(key) };
-  if (!inMeta && name.startsWith('CDC') && parts.length >= 4) return { kind: 'data', folderPath: parts.slice(0, -1).join('/') };
+  if (inMeta && name.endsWith('.index')) return { kind: 'index', folder: parseIndexPath(key, layout) };
+  if (!inMeta && name.startsWith('CDC') && parts.length >= 4) return { kind: 'data', folderPath: parts.slice(0, -1).join('/'), name };
   return { kind: 'other' };
 }
 
-/** `{folder}/meta/CDC[_{dispatcher}].index` parsed. Throws `DecodeError`. */
-export function parseIndexPath(key: string): IndexFolder {
+/**
+ * `{schema}/{table}/{version}[/{partitionId}][/{date}]/meta/CDC[_{dispatcher}].index` parsed, the
+ * levels after the version read by `layout`. Throws `DecodeError` naming the key.
+ *
+ * @example parseIndexPath('db/t/5/1093/meta/CDC.index', { dateSeparator: 'none', enablePartitionSeparator: true }) // partitionId '1093', date ''
+ */
+export function parseIndexPath(key: string, layout: FolderLayout): IndexFolder {
   const parts = key.split('/');
   const name = parts[parts.length - 1]!;
   const match = INDEX_NAME.exec(name);
@@ -86,16 +97,9 @@ export function parseIndexPath(key: string): IndexFolder {
   }
   const [schema, table, version, ...rest] = levels as [string, string, string, ...string[]];
   if (!DIGITS.test(version)) throw new DecodeError(key, `table version ${JSON.stringify(version)} is not a number`);
-  const folder: IndexFolder = { indexPath: key, folderPath: levels.join('/'), schema, table, tableVersion: BigInt(version), date: '' };
-  if (rest.length === 2) {
-    if (!DIGITS.test(rest[0]!) || !DATE.test(rest[1]!)) throw new DecodeError(key, `expected {partitionId}/{date} after the table version, got ${rest.join('/')}`);
-    folder.partitionId = rest[0]!;
-    folder.date = rest[1]!;
-  } else if (rest.length === 1) {
-    if (DATE.test(rest[0]!)) folder.date = rest[0]!;
-    else if (DIGITS.test(rest[0]!)) folder.partitionId = rest[0]!;
-    else throw new DecodeError(key, `${JSON.stringify(rest[0])} after the table version is neither a date nor a partition id`);
-  }
+  const { partitionId, date } = parseFolderLevels(rest, layout, key);
+  const folder: IndexFolder = { indexPath: key, folderPath: levels.join('/'), schema, table, tableVersion: BigInt(version), date };
+  if (partitionId !== undefined) folder.partitionId = partitionId;
   if (match[1] !== undefined) folder.dispatcherId = match[1];
   return folder;
 }

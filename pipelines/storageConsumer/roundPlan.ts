@@ -1,13 +1,16 @@
 /**
  * The order of one round's work (FORMATS.md, storage consumer order): for each (table, version) the
- * schema file's DDL first, then the data files from the last applied index + 1 to the index file's
- * value. Sort keys: table version, then the DDL before its DML, then date folder, then table (then
- * stream and file index).
+ * schema file's DDL first, then the data files from the last applied index + 1 (the first file is
+ * 1, as TiCDC numbers them) to the index file's value. Sort keys, as TiCDC's consumer
+ * (pingcap/ticdc pkg/cloudstorage/path_key.go `CompareDMLPathKey`): table version, then the DDL
+ * before its DML, then partition (none first), then date folder, then table (then stream and file
+ * index). Each partition (and dispatcher) is a stream of its own, with its own position.
  *
  * Invariant guarded here: a data file is planned only after the DDL of its own table version (applied
  * before, or earlier in the same plan), and never at or below its stream's applied position; a DDL
  * is planned only above the table's applied DDL version. Pure: no I/O.
  */
+import { FIRST_FILE_INDEX } from '../../lib/codec/layout.ts';
 import { comparePositions, type Position } from './checkpointStore.ts';
 import type { IndexedFolder } from './discovery.ts';
 import { dataFileKey, tableKeyOf, type IndexFolder, type SchemaFileRef } from './pathKey.ts';
@@ -81,8 +84,8 @@ export function planRound(schemaFiles: readonly SchemaFileRef[], folders: readon
       continue;
     }
     const position = state.position(key, stream);
-    let first = 0;
-    if (position !== undefined && comparePositions({ tableVersion: folder.tableVersion, date: folder.date, fileIndex: 0 }, position) <= 0) {
+    let first = FIRST_FILE_INDEX;
+    if (position !== undefined && comparePositions({ tableVersion: folder.tableVersion, date: folder.date, fileIndex: FIRST_FILE_INDEX }, position) <= 0) {
       first = position.fileIndex + 1;
     }
     for (let index = first; index <= newestIndex; index++) {
@@ -109,6 +112,8 @@ export function planRound(schemaFiles: readonly SchemaFileRef[], folders: readon
 function compareItems(a: WorkItem, b: WorkItem): number {
   if (a.tableVersion !== b.tableVersion) return a.tableVersion < b.tableVersion ? -1 : 1;
   if (a.kind !== b.kind) return a.kind === 'ddl' ? -1 : 1;
+  const partition = comparePartitions(a.kind === 'data' ? a.folder.partitionId : undefined, b.kind === 'data' ? b.folder.partitionId : undefined);
+  if (partition !== 0) return partition;
   const dateA = a.kind === 'data' ? a.date : '';
   const dateB = b.kind === 'data' ? b.date : '';
   if (dateA !== dateB) return dateA < dateB ? -1 : 1;
@@ -118,4 +123,13 @@ function compareItems(a: WorkItem, b: WorkItem): number {
     return a.fileIndex - b.fileIndex;
   }
   return 0;
+}
+
+/** Orders partition ids (decimal, no leading zeros) by number; no partition first, as TiCDC's 0. */
+function comparePartitions(a: string | undefined, b: string | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return -1;
+  if (b === undefined) return 1;
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : 1;
 }

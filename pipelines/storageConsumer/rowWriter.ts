@@ -1,18 +1,40 @@
 /**
  * Rows of one data file into MySQL, inside the caller's transaction: batched multi-row statements,
- * inserts and updates as upserts by primary key, deletes by primary key, in file order.
+ * inserts and updates as `REPLACE INTO`, deletes by primary key, in file order.
  *
  * Two steps, so the SQL of the next file is built while the current one is applied: `StatementBuilder`
  * turns a file's rows into statements ahead of time (`prepareRows` for decoded rows; csvStatements.ts
  * builds them straight from csv text), `applyPrepared` runs them, dropping rows below the table's
  * applied commit ts (known only when the file's turn comes).
  *
+ * Why REPLACE (TiCDC's safe mode, pingcap/ticdc pkg/sink/mysql/mysql_writer_dml_batch.go
+ * `generateNormalSQL` and sql_builder.go `prepareReplace`): a row image replaces every row it
+ * collides with on any unique key, not only on the primary key. An update that changes a unique key
+ * (a csv U row, a D/I pair, a canal-json UPDATE) therefore lands as the source has it, also when a
+ * transaction swaps unique keys between rows (A uk 1->2, B uk 2->1, in either order), where an
+ * upsert by primary key (INSERT ... ON DUPLICATE KEY UPDATE) fails with "Duplicate entry" or updates
+ * the wrong row. REPLACE deletes before it inserts: downstream ON DELETE triggers and cascading
+ * foreign keys fire, as under TiCDC's safe mode.
+ *
+ * An update whose primary key changed (old values known: a canal-json `old`, a csv D/I pair) must
+ * also remove the row at its old key, which nothing else would. That delete runs just before the
+ * row's REPLACE, unless an earlier row of the same file wrote a different image at that key: then the
+ * old row was already displaced by that earlier REPLACE (TiCDC writes a transaction's net changes in
+ * any order, so in a swap A 1->2, B 2->1 the row now at 2 is A's new row, not B's old one) and the
+ * delete would remove a row the file just wrote. An image equal to the old values means the file
+ * moves the row it wrote (A 1->3, then A 3->2), and the delete runs. Only two rows of one transaction
+ * with images equal in every column but the key can still fool this; TiCDC's own consumer loses a
+ * row in every such swap (its csv_storage_update_pk_nonclustered test, result/changefeed2_pk.res).
+ * An update without old values (a csv U row) cannot change its primary key here: the old row is
+ * named nowhere in the file and stays (as with TiCDC's consumer, result/changefeed3_pk.res).
+ *
  * Invariants guarded here: the effect equals applying the rows one by one in file order (a run of
- * upserts or of deletes is cut whenever the kind changes, and an update that moves its primary key
- * deletes the old key first); applying the same rows twice leaves the same table (upserts and
- * deletes by key are idempotent); rows below `skipBelowTs` are never applied; a statement never
- * exceeds `maxRowsPerStatement` rows or `maxStatementBytes` of row text. A failing statement is
- * narrowed down to the record that fails, so the error names file and record.
+ * replaces or of deletes is cut whenever the kind changes), an old-key delete left out as above being
+ * the one departure from the letter of that order; applying the same rows again leaves the
+ * same table (REPLACE and delete by key are idempotent, and a transaction's rows re-applied in order
+ * rebuild its images); rows below `skipBelowTs` are never applied; a statement never exceeds
+ * `maxRowsPerStatement` rows or `maxStatementBytes` of row text. A failing statement is narrowed down
+ * to the record that fails, so the error names file and record.
  */
 import type { PoolConnection } from 'mysql2/promise';
 import type { ColumnDef, ColumnValue, DecodedRow, TableDef } from '../../lib/codec/changeEvent.ts';
@@ -25,8 +47,9 @@ export interface TableWriter {
   keyColumns: readonly ColumnDef[];
   /** Positions of the key columns in `columns`. */
   keyIndexes: readonly number[];
-  insertPrefix: string;
-  upsertSuffix: string;
+  /** `REPLACE INTO t (...) VALUES ` */
+  replacePrefix: string;
+  /** `DELETE FROM t WHERE key IN (` */
   deletePrefix: string;
 }
 
@@ -52,23 +75,31 @@ export function tableWriter(def: TableDef, schemaFilePath: string): TableWriter 
   }
   const table = quoteTable(def.schema, def.table);
   const names = def.columns.map((c) => quoteIdentifier(c.name));
-  const others = def.columns.filter((c) => !c.primaryKey).map((c) => quoteIdentifier(c.name));
-  const updates = others.length > 0 ? others.map((n) => `${n} = VALUES(${n})`) : [`${quoteIdentifier(keyColumns[0]!.name)} = ${quoteIdentifier(keyColumns[0]!.name)}`];
   const keyNames = keyColumns.map((c) => quoteIdentifier(c.name));
   return {
     def,
     columns: def.columns,
     keyColumns,
     keyIndexes: def.columns.flatMap((c, i) => (c.primaryKey ? [i] : [])),
-    insertPrefix: `INSERT INTO ${table} (${names.join(', ')}) VALUES `,
-    upsertSuffix: ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}`,
+    replacePrefix: `REPLACE INTO ${table} (${names.join(', ')}) VALUES `,
     deletePrefix: `DELETE FROM ${table} WHERE ${keyNames.length === 1 ? keyNames[0] : `(${keyNames.join(', ')})`} IN (`,
   };
 }
 
 const NEVER_SKIPPED = (1n << 64n) - 1n;
 
+/** 'upsert': row images as one `REPLACE INTO`; 'delete': primary keys as one `DELETE ... IN (...)`. */
 export type StatementKind = 'upsert' | 'delete';
+
+/** The text before a statement's row parts. */
+function statementHead(writer: TableWriter, kind: StatementKind): string {
+  return kind === 'upsert' ? writer.replacePrefix : writer.deletePrefix;
+}
+
+/** The text after a statement's row parts. */
+function statementTail(kind: StatementKind): string {
+  return kind === 'upsert' ? '' : ')';
+}
 
 /** One multi-row statement, ready to send; keeps where each row's text is, to narrow a failure or drop rows. */
 export interface PreparedStatement {
@@ -136,7 +167,7 @@ export class StatementBuilder {
       this.#cut();
       this.#kind = kind;
       const size = this.#limits.maxRowsPerStatement;
-      this.#push(kind === 'upsert' ? this.#writer.insertPrefix : this.#writer.deletePrefix);
+      this.#push(statementHead(this.#writer, kind));
       this.#starts = new Uint32Array(size);
       this.#ends = new Uint32Array(size);
       this.#records = new Uint32Array(size);
@@ -190,7 +221,7 @@ export class StatementBuilder {
   #cut(): void {
     if (this.#kind === undefined || this.#count === 0) return;
     const n = this.#count;
-    this.#pieces.push(this.#kind === 'upsert' ? this.#writer.upsertSuffix : ')');
+    this.#pieces.push(statementTail(this.#kind));
     const sql = this.#pieces.join('');
     this.statements.push({
       kind: this.#kind,
@@ -232,21 +263,38 @@ function keyOf(writer: TableWriter, columns: Record<string, ColumnValue>): strin
   return `(${keys.map((c) => sqlLiteral(columns[c.name] ?? null)).join(', ')})`;
 }
 
-/** Decoded rows (canal-json, or csv the fast path does not take) into statements. Throws `ApplyError` naming the record. */
+/**
+ * Decoded rows (canal-json, or csv the fast path does not take) into statements. Throws `ApplyError`
+ * naming the record. An update whose primary key changed deletes its old key first, unless an earlier
+ * row of the file wrote another image there (see the module header).
+ */
 export function prepareRows(writer: TableWriter, rows: readonly DecodedRow[], path: string, limits: StatementLimits): PreparedFile {
   const builder = new StatementBuilder(writer, limits, rows.some((r) => r.commitTs !== undefined));
+  // Key literal -> the image (values literal) the file last wrote there, or null once deleted.
+  const written = new Map<string, string | null>();
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     const record = i + 1;
     try {
-      if (row.op === 'delete') builder.add('delete', keyOf(writer, row.columns), record, row.commitTs);
-      else {
-        if (row.op === 'update' && row.oldColumns !== undefined) {
-          const oldKey = keyOf(writer, row.oldColumns);
-          if (oldKey !== keyOf(writer, row.columns)) builder.add('delete', oldKey, record, row.commitTs);
-        }
-        builder.add('upsert', valuesOf(writer, row.columns), record, row.commitTs);
+      const key = keyOf(writer, row.columns);
+      if (row.op === 'delete') {
+        builder.add('delete', key, record, row.commitTs);
+        written.set(key, null);
+        continue;
       }
+      if (row.op === 'update' && row.oldColumns !== undefined) {
+        const oldKey = keyOf(writer, row.oldColumns);
+        if (oldKey !== key) {
+          const there = written.get(oldKey);
+          if (typeof there !== 'string' || there === valuesOf(writer, row.oldColumns)) {
+            builder.add('delete', oldKey, record, row.commitTs);
+            written.set(oldKey, null);
+          }
+        }
+      }
+      const values = valuesOf(writer, row.columns);
+      builder.add('upsert', values, record, row.commitTs);
+      written.set(key, values);
     } catch (error) {
       throw new ApplyError(path, record, error instanceof Error ? error.message : String(error), error);
     }
@@ -283,7 +331,7 @@ function withoutOlder(writer: TableWriter, statement: PreparedStatement, skipBel
   const ends = new Uint32Array(n);
   const records = new Uint32Array(n);
   const kept = new BigUint64Array(n);
-  let sql = statement.kind === 'upsert' ? writer.insertPrefix : writer.deletePrefix;
+  let sql = statementHead(writer, statement.kind);
   keep.forEach((from, i) => {
     if (i > 0) sql += ', ';
     starts[i] = sql.length;
@@ -292,7 +340,7 @@ function withoutOlder(writer: TableWriter, statement: PreparedStatement, skipBel
     records[i] = statement.records[from]!;
     kept[i] = ts[from]!;
   });
-  sql += statement.kind === 'upsert' ? writer.upsertSuffix : ')';
+  sql += statementTail(statement.kind);
   return { ...statement, sql, count: n, starts, ends, records, ts: kept, minTs: skipBelowTs };
 }
 
@@ -331,7 +379,7 @@ async function narrowDown(connection: PoolConnection, writer: TableWriter, state
   if (isServerError && statement.count > 1) {
     for (let i = 0; i < statement.count; i++) {
       const part = statement.sql.slice(statement.starts[i], statement.ends[i]);
-      const sql = statement.kind === 'upsert' ? `${writer.insertPrefix}${part}${writer.upsertSuffix}` : `${writer.deletePrefix}${part})`;
+      const sql = `${statementHead(writer, statement.kind)}${part}${statementTail(statement.kind)}`;
       try {
         await connection.query(sql);
       } catch (single) {

@@ -110,7 +110,7 @@ class Consumer {
     this.#emit = emit;
     this.#stopped = stopped;
     this.#checkpoints = new CheckpointStore(settings.checkpointDatabase, consumerId);
-    this.#discovery = new Discovery(storage, { relistIntervalMs: settings.relistIntervalMs, readConcurrency: STORAGE_CONSUMER_DEFAULTS.indexReadConcurrency, now: () => performance.now() });
+    this.#discovery = new Discovery(storage, { relistIntervalMs: settings.relistIntervalMs, readConcurrency: STORAGE_CONSUMER_DEFAULTS.indexReadConcurrency, now: () => performance.now(), layout: { dateSeparator: settings.dateSeparator, enablePartitionSeparator: settings.enablePartitionSeparator } });
     this.#tables = new TableStates(storage, settings);
     this.#applier = new ItemApplier({ storage, pool, target, settings, checkpoints: this.#checkpoints, tables: this.#tables, emit });
   }

@@ -32,6 +32,8 @@ export interface BatchWriterOptions {
   owner: string;
   /** Told of each row once its ack is flushed, in batch order (the sink's dispatcher positions). */
   rowDurable: (dispatcherId: string) => void;
+  /** The bytes each data file of a folder starts with (csv's output-field-header line); none when undefined. */
+  fileHeader?: ((folder: DataFolder) => Uint8Array) | undefined;
 }
 
 /** The rows of one data file being assembled. */
@@ -59,7 +61,7 @@ export class BatchWriter {
     const progress = await Promise.all(
       files.map(async ({ folder, dispatcherId, rows, bytes: length }) => {
         await this.ensureSchema(folder);
-        const bytes = rowsFileBytes(rows, length);
+        const bytes = rowsFileBytes(rows, length, this.options.fileHeader?.(folder));
         const started = scheduler.now();
         const { path } = await this.withRetries(`data file of ${folder.schema}.${folder.table}`, () => output.writeDataFile(folder, bytes, dispatcherId));
         flushes?.observe(batch.reason, scheduler.now() - started, bytes.byteLength);
@@ -79,6 +81,14 @@ export class BatchWriter {
       if (value.kind === 'row') rowDurable(value.dispatcherId);
     }
     return reports;
+  }
+
+  /**
+   * A DDL at or below the checkpoint a run resumed from: its schema file was written before that
+   * checkpoint was, so its table version's schema file is not written again before its rows.
+   */
+  schemaDurable(ddl: DdlEvent): void {
+    if (ddl.tableDef) this.schemasWritten.add(`${ddl.schema}.${ddl.table}@${ddl.tableDef.version}`);
   }
 
   /** Writes the `metadata` checkpoint. */

@@ -16,10 +16,13 @@ import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatBytes, formatSeconds, parseDuration, parseSize } from '../../lib/cli/units.ts';
 import { DecodeError, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
+import type { CsvOptions } from '../../lib/codec/csv.ts';
 import { MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH } from '../../lib/codec/layout.ts';
 import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
 import { InvalidStorageUriError, openStorage, redactUri } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
+import { UnreadableCheckpointError } from './resumePoint.ts';
+import { CSV_FLAGS, csvFlagsGiven, csvFlagsUsage, csvOptionsFromFlags } from './csvFlags.ts';
 import { UnknownTableVersionError } from './tableRegistry.ts';
 import { storageSink, STORAGE_SINK_DEFAULTS, type SinkProgress } from './storageSink.ts';
 
@@ -46,6 +49,9 @@ const FLAGS = {
   'date-separator': { type: 'string' },
   'file-index-width': { type: 'string' },
   'table-across-dispatchers': { type: 'boolean' },
+  ...CSV_FLAGS,
+  resume: { type: 'boolean' },
+  'enable-tidb-extension': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -66,6 +72,12 @@ other source of table definitions.
   --file-index-width <N>       digits of the data file index, ${MIN_FILE_INDEX_WIDTH}..${MAX_FILE_INDEX_WIDTH} (default 20)
   --table-across-dispatchers   each dispatcher writes its own files of a table (CDC_{dispatcher}_{index});
                                use it when one table's rows come from several dispatchers
+  --enable-tidb-extension[=false]  canal-json: write _tidb.commitTs in every row (default true; TiCDC's
+                               default is false: =false gives its bytes, rows without a commit ts)
+  --resume[=false]             resume from the metadata checkpoint N already in --to (default true): a rerun
+                               on the same input skips the events at or below N (durable from the run
+                               before) and reports how many; =false writes every event again
+${csvFlagsUsage('sink')}
   -h, --help                   this text
 
 Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run.`;
@@ -79,6 +91,11 @@ interface SinkCommand {
   dateSeparator: DateSeparator;
   fileIndexWidth?: number;
   tableAcrossDispatchers: boolean;
+  resume: boolean;
+  /** csv only: the csv flags given (the sink's defaults fill the rest). */
+  csv?: CsvOptions;
+  /** canal-json only; undefined when the flag is not given. */
+  enableTidbExtension?: boolean;
 }
 
 function parseCommand(args: string[]): SinkCommand | 'help' {
@@ -102,7 +119,15 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
     fileSizeBytes: values['file-size'] === undefined ? STORAGE_SINK_DEFAULTS.fileSizeBytes : parseSize('file-size', values['file-size']),
     dateSeparator: dateSeparator as DateSeparator,
     tableAcrossDispatchers: values['table-across-dispatchers'] === true,
+    resume: values.resume !== false,
   };
+  if (protocol === 'csv') command.csv = csvOptionsFromFlags(values, STORAGE_SINK_DEFAULTS.csv);
+  else if (csvFlagsGiven(values).length > 0) throw new UsageError(`${csvFlagsGiven(values).join(', ')}: csv settings, for --protocol csv only, got --protocol ${protocol}`);
+  const tidbExtension = values['enable-tidb-extension'];
+  if (tidbExtension !== undefined) {
+    if (protocol !== 'canal-json') throw new UsageError(`--enable-tidb-extension applies to --protocol canal-json only, got --protocol ${protocol}`);
+    command.enableTidbExtension = tidbExtension;
+  }
   const width = values['file-index-width'];
   if (width !== undefined) {
     const digits = /^\d+$/.test(width) ? Number(width) : NaN;
@@ -126,6 +151,8 @@ class ProgressPrinter {
   rows = 0;
   bytes = 0;
   checkpointTs: bigint | undefined;
+  /** Events skipped at or below the checkpoint resumed from, and that checkpoint. */
+  skipped: { events: number; upToTs: bigint } | undefined;
   readonly line: ProgressLine;
 
   constructor(out: TextOutput) {
@@ -141,6 +168,9 @@ class ProgressPrinter {
     } else if (progress.kind === 'schema') {
       this.schemaFiles++;
       this.line.event(() => `wrote ${progress.path}: schema at commit ts ${progress.commitTs}`);
+    } else if (progress.kind === 'skipped') {
+      this.skipped = { events: progress.events, upToTs: progress.upToTs };
+      this.line.event(() => `skipped ${progress.events} events at or below the checkpoint ${progress.upToTs} (already durable)`);
     } else {
       this.checkpointTs = progress.checkpointTs;
       this.line.event(() => `checkpoint ${progress.checkpointTs}`);
@@ -149,10 +179,14 @@ class ProgressPrinter {
   }
 
   summary(to: string, elapsedMs: number): string {
+    const { skipped } = this;
+    // With every event skipped no checkpoint is written: the one resumed from stands.
+    const checkpointTs = this.checkpointTs ?? skipped?.upToTs;
     return (
       `sluice sink: ${this.dataFiles + this.schemaFiles} files (${this.dataFiles} data, ${this.schemaFiles} schema), ` +
-      `${this.rows} rows, ${formatBytes(this.bytes)}, checkpoint ${this.checkpointTs ?? 'none'}, ` +
-      `${formatSeconds(elapsedMs)} -> ${redactUri(to)}`
+      `${this.rows} rows, ${formatBytes(this.bytes)}, checkpoint ${checkpointTs ?? 'none'}, ` +
+      `${formatSeconds(elapsedMs)} -> ${redactUri(to)}` +
+      (skipped === undefined ? '' : `; skipped ${skipped.events} events at or below the checkpoint ${skipped.upToTs} (already durable)`)
     );
   }
 }
@@ -163,7 +197,8 @@ function hintFor(error: unknown, command: SinkCommand): string {
     return `fix that line of ${command.from === '-' ? 'stdin' : command.from} and run again`;
   }
   if (error instanceof UnknownTableVersionError) return "put the table's DDL event (with its tableDef) before its rows in the input";
-  return `the metadata checkpoint in ${redactUri(command.to)} covers only durable rows; fix the cause and run again`;
+  if (error instanceof UnreadableCheckpointError) return `restore ${redactUri(command.to)}/metadata, or run with --resume=false to write every event again`;
+  return `the metadata checkpoint in ${redactUri(command.to)} covers only durable rows; fix the cause and run again (it resumes after that checkpoint)`;
 }
 
 /**
@@ -211,6 +246,9 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
         dateSeparator: command.dateSeparator,
         ...(command.fileIndexWidth === undefined ? {} : { fileIndexWidth: command.fileIndexWidth }),
         tableAcrossDispatchers: command.tableAcrossDispatchers,
+        ...(command.csv === undefined ? {} : { csv: command.csv }),
+        ...(command.enableTidbExtension === undefined ? {} : { canalJson: { enableTidbExtension: command.enableTidbExtension } }),
+        resume: command.resume,
         spool: { dir: join(spoolRoot, 'spool') },
       }),
     );

@@ -13,6 +13,8 @@
  * dispatcher is durable and a later one was seen (the rows of one transaction share a commit ts, and
  * more of them may still come: ProgressTracker's shared positions); an idle dispatcher's checkpoint
  * still counts (events carry no resolved ts); a dispatcher back from idleness continues above it.
+ * So a `metadata` checkpoint N says every event at or below N is durable, and a rerun on the same
+ * input skips exactly those (resumeFrom).
  */
 import type { Ack } from '../../lib/core/ack.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
@@ -25,6 +27,15 @@ export class DispatcherPositions {
   private greatest: bigint | undefined;
   /** completeAll was called: nothing more comes. */
   private completed = false;
+
+  /**
+   * A resumed run: everything at or below `checkpointTs` is durable already (the `metadata` file
+   * says so) and no event at or below it is admitted (the sink skips them). So every dispatcher's
+   * checkpoint stays at or above it, and completion with no event admitted reaches it.
+   */
+  resumeFrom(checkpointTs: bigint): void {
+    if (this.greatest === undefined || checkpointTs > this.greatest) this.greatest = checkpointTs;
+  }
 
   /** Admits a row of `dispatcherId` at `commitTs`; `rowDurable` reports it once it is durable. */
   admitRow(dispatcherId: string, commitTs: bigint): void {

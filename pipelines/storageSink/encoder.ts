@@ -7,7 +7,7 @@
  * definition of exactly its table version, into the folder of that version and of its commit's date
  * (UTC).
  */
-import { CSV_DEFAULTS, encodeCsvRow, type CsvOptions } from '../../lib/codec/csv.ts';
+import { checkCsvOptions, createCsvRowEncoder, CSV_DEFAULTS, csvHeaderLine, type CsvOptions } from '../../lib/codec/csv.ts';
 import { encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
 import { checkChangeEvent, InvalidChangeEventError, type ChangeEvent, type RowChange } from '../../lib/codec/changeEvent.ts';
 import { commitTsToDate, dataFolderPath, dateFolder, LAYOUT_DEFAULTS, type DataFolder, type DateSeparator } from '../../lib/codec/layout.ts';
@@ -17,7 +17,6 @@ import { TableRegistry } from './tableRegistry.ts';
 const OWNER = 'createRowEncoder';
 const CRLF = '\r\n';
 const DAY_MS = 86_400_000;
-const LF = 0x0a;
 const DATE_SEPARATORS: ReadonlySet<string> = new Set(['none', 'year', 'month', 'day']);
 
 export type RowProtocol = 'csv' | 'canal-json';
@@ -28,8 +27,14 @@ export interface RowEncoderOptions {
   dateSeparator?: DateSeparator;
   /** Where each row's table definition comes from (by its table version). */
   tables: TableRegistry;
-  /** csv only: include-commit-ts and output-old-value. Default both false (TiCDC's defaults). */
+  /** csv only: the csv dialect (see CsvOptions). Default TiCDC's (`CSV_DEFAULTS`, include-commit-ts false). */
   csv?: CsvOptions;
+  /**
+   * canal-json only: `enableTidbExtension` writes `_tidb: {"commitTs": N}` in every row (TiCDC's
+   * `enable-tidb-extension`). Default true (TiCDC's default is false): without it rows carry no commit
+   * ts and a consumer can only apply files in order, with no dedupe by commit ts.
+   */
+  canalJson?: { enableTidbExtension?: boolean };
   /**
    * canal-json only: the clock of the `ts` field (build time), ms since the epoch. Default: none, `ts`
    * is the commit's physical time, so the bytes are a pure function of the row.
@@ -45,6 +50,7 @@ export interface RowEncoderOptions {
 export const ROW_ENCODER_DEFAULTS = Object.freeze({
   dateSeparator: LAYOUT_DEFAULTS.dateSeparator,
   csv: CSV_DEFAULTS,
+  canalJson: Object.freeze({ enableTidbExtension: true }),
 });
 
 /** One row, encoded, with the data file it belongs to: the (folder, dispatcher) pair. */
@@ -52,7 +58,7 @@ export interface EncodedRow {
   kind: 'row';
   folder: DataFolder;
   dispatcherId: string;
-  /** The row's record(s), each ending with CRLF (an update with old values is two csv records). */
+  /** The row's record(s), each ending with the terminator (an update with old values is two csv records). */
   text: string;
   /** The UTF-8 length of `text`: the bytes the row adds to its data file. */
   bytes: number;
@@ -71,7 +77,7 @@ export type RowEncoder = (row: RowChange) => EncodedRow;
  * const { folder, dispatcherId, text, bytes } = encode(row); // folder shop/orders/4350/2024-05-01
  *
  * Options: `protocol` ('csv' | 'canal-json'), `dateSeparator`, `tables`, `csv` (csv options),
- * `buildTimeMs` (canal-json `ts` clock, ms).
+ * `canalJson` ({ enableTidbExtension }, default true), `buildTimeMs` (canal-json `ts` clock, ms).
  */
 export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError(OWNER, 'options', options, 'an object');
@@ -84,13 +90,23 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
   if (options.buildTimeMs !== undefined && protocol !== 'canal-json') {
     throw new InvalidOptionError(OWNER, 'buildTimeMs', options.buildTimeMs, `absent with protocol '${protocol}'`);
   }
-  const csv = { ...ROW_ENCODER_DEFAULTS.csv, ...options.csv };
+  const csv = checkCsvOptions(OWNER, options.csv, ROW_ENCODER_DEFAULTS.csv);
+  const encodeCsv = protocol === 'csv' ? createCsvRowEncoder(csv, OWNER) : undefined;
+  // Every row's text ends with this: the csv terminator, or CRLF after a canal-json object.
+  const lastCode = protocol === 'csv' ? csv.terminator.charCodeAt(csv.terminator.length - 1) : CRLF.charCodeAt(1);
   const buildTimeMs = options.buildTimeMs === undefined ? undefined : checkFunction(OWNER, 'buildTimeMs', options.buildTimeMs);
+  if (options.canalJson !== undefined && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, `absent with protocol '${protocol}'`);
+  if (options.canalJson !== undefined && (typeof options.canalJson !== 'object' || options.canalJson === null)) {
+    throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, 'an object { enableTidbExtension?: boolean }');
+  }
+  const enableTidbExtension = options.canalJson?.enableTidbExtension ?? ROW_ENCODER_DEFAULTS.canalJson.enableTidbExtension;
+  if (typeof enableTidbExtension !== 'boolean') throw new InvalidOptionError(OWNER, 'canalJson.enableTidbExtension', enableTidbExtension, 'a boolean');
+  const canalJsonOptions = Object.freeze({ enableTidbExtension });
 
   const encodeText = (row: RowChange): string => {
     const table = tables.definitionFor(row);
-    if (protocol === 'csv') return encodeCsvRow(row, table, csv);
-    return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? {} : { buildTimeMs: Math.floor(buildTimeMs()) }) + CRLF;
+    if (encodeCsv !== undefined) return encodeCsv(row, table);
+    return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? canalJsonOptions : { enableTidbExtension, buildTimeMs: Math.floor(buildTimeMs()) }) + CRLF;
   };
 
   const rowsChecked = options.rowsChecked === true;
@@ -126,7 +142,7 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
     // Reading a character flattens the text now, while it is young: built by concatenation it is a
     // tree of dozens of small strings, which every collection would copy while a caller holds the
     // row (measured: 471 B per csv row of ~200 B as a tree, 235 B flat).
-    if (text.charCodeAt(text.length - 1) !== LF) throw new Error(`${OWNER}: an encoded row must end with a line break`);
+    if (text.charCodeAt(text.length - 1) !== lastCode) throw new Error(`${OWNER}: an encoded row must end with its terminator`);
     return { kind: 'row', folder, dispatcherId: event.dispatcherId, text, bytes: Buffer.byteLength(text, 'utf8') };
   };
 }
@@ -148,4 +164,29 @@ export function sameFolder(a: DataFolder, b: DataFolder): boolean {
     a === b ||
     (a.schema === b.schema && a.table === b.table && a.tableVersion === b.tableVersion && a.partitionId === b.partitionId && a.date === b.date)
   );
+}
+
+/**
+ * The header line each data file of a table version starts with (csv with `outputFieldHeader`), as
+ * UTF-8 bytes, or undefined when data files have none (canal-json, or the option off). The sink's
+ * writer puts it before the rows of every data file it writes, as TiCDC does (one header per file).
+ * Throws `InvalidOptionError` for a bad `csv` and `UnknownTableVersionError` for a folder whose table
+ * version has no definition.
+ *
+ * @example const header = createFileHeader({ protocol: 'csv', csv: { outputFieldHeader: true }, tables }); header?.(folder)
+ */
+export function createFileHeader(options: Pick<RowEncoderOptions, 'protocol' | 'csv' | 'tables'>): ((folder: DataFolder) => Buffer) | undefined {
+  if (options.protocol !== 'csv') return undefined;
+  const csv = checkCsvOptions('createFileHeader', options.csv, ROW_ENCODER_DEFAULTS.csv);
+  if (!csv.outputFieldHeader) return undefined;
+  const headers = new Map<string, Buffer>();
+  return (folder) => {
+    const key = `${folder.schema}\t${folder.table}\t${folder.tableVersion}`;
+    let header = headers.get(key);
+    if (header === undefined) {
+      header = Buffer.from(csvHeaderLine(options.tables.definitionAt(folder.schema, folder.table, folder.tableVersion), csv), 'utf8');
+      headers.set(key, header);
+    }
+    return header;
+  };
 }

@@ -9,6 +9,13 @@
  * (at or below an index file's value) is never overwritten; the `metadata` checkpoint never moves
  * backwards. The index file is the truth: per-folder counters held in memory are a cache of it, rebuilt
  * from it after a cold start, after an idle folder's state was reclaimed, and after any failure.
+ * A folder's first data file is numbered 1 (`FIRST_FILE_INDEX`), as TiCDC's generator numbers them
+ * (pingcap/ticdc pkg/cloudstorage/generator.go: the counter starts at 0 and is incremented before a
+ * name is made) and as its consumer reads them (1..N); so does each new date folder.
+ *
+ * Partitions: change events carry no physical partition id, so this sink never writes a
+ * `{partitionId}` folder level (what TiCDC writes for a partitioned table with its default
+ * enable-partition-separator=true); a partitioned table's rows go to the table's folder.
  */
 import { LRUCache } from 'lru-cache';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +25,7 @@ import {
   checkFileIndexWidth,
   dataFileName,
   dataFolderPath,
+  FIRST_FILE_INDEX,
   formatIndexFile,
   indexFilePath,
   LAYOUT_DEFAULTS,
@@ -125,7 +133,7 @@ function describeCause(error: unknown): string {
  * @example
  * const output = new FileOutput({ storage, extension: '.csv', fileIndexWidth: 6 });
  * const { path } = await output.writeDataFile({ schema: 'shop', table: 'orders', tableVersion: 4350n, date: '2024-05-01' }, bytes);
- * // path === 'shop/orders/4350/2024-05-01/CDC000000.csv'; meta/CDC.index now holds 'CDC000000.csv\n'
+ * // path === 'shop/orders/4350/2024-05-01/CDC000001.csv'; meta/CDC.index now holds 'CDC000001.csv\n'
  * batch.ack.flushed();
  */
 export class FileOutput {
@@ -271,13 +279,14 @@ export class FileOutput {
   }
 
   /**
-   * The next index of a folder from its index file (0 without one), moved past data files that
-   * already exist (written before a crash, never indexed) unless it is this output's own failed one.
+   * The next index of a folder from its index file (`FIRST_FILE_INDEX`, 1, without one), moved past
+   * data files that already exist (written before a crash, never indexed) unless it is this output's
+   * own failed one.
    */
   async #resumeIndex(state: FolderState, target: DataFileTarget): Promise<number> {
     const { indexPath } = target;
     const { result: raw } = await this.#timed('read index file', indexPath, () => this.#storage.get(indexPath));
-    let next = 0;
+    let next = FIRST_FILE_INDEX;
     if (raw !== undefined) {
       let parsed;
       try {

@@ -5,7 +5,8 @@
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { checkRetryPolicy, type RetryPolicy } from '../../lib/core/retry.ts';
-import type { CsvOptions, DateSeparator, TableDef } from '../../lib/codec/index.ts';
+import type { DateSeparator, TableDef } from '../../lib/codec/index.ts';
+import { checkCsvOptions, CSV_DEFAULTS, type CsvDialect, type CsvOptions } from '../../lib/codec/csv.ts';
 import type { AnyRegistry } from '../../lib/metrics/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import type { BatchReason } from '../../operators/batchBy.ts';
@@ -19,9 +20,28 @@ export interface StorageSinkOptions {
   flushIntervalMs?: number;
   /** A data file is cut at this size (bytes). Default 64 MiB. */
   fileSizeBytes?: number;
+  /**
+   * The date level of data folders ('none', 'year', 'month', 'day'). Default 'day'. There is no
+   * partition level: change events carry no physical partition id, so a partitioned table's rows go
+   * to its table folder (as TiCDC with enable-partition-separator=false); a consumer reads this
+   * sink's output with any enable-partition-separator setting.
+   */
   dateSeparator?: DateSeparator;
   fileIndexWidth?: number;
+  /**
+   * csv only: TiCDC's csv settings (delimiter, quote, terminator, nullString, includeCommitTs,
+   * binaryEncodingMethod, outputOldValue, outputHandleKey, outputFieldHeader; see CsvOptions), with
+   * TiCDC's defaults except `includeCommitTs`, which defaults to true (a departure: a consumer needs
+   * the commit ts to skip rows it already applied when a sink reruns; false gives TiCDC's default bytes).
+   */
   csv?: CsvOptions;
+  /**
+   * canal-json only. `enableTidbExtension`: write `_tidb: {"commitTs": N}` in every row (TiCDC's
+   * `enable-tidb-extension`, `--enable-tidb-extension[=false]`). Default true, a departure from
+   * TiCDC's false: without the commit ts a consumer cannot tell a row it applied from a new one, and
+   * applies files in order only. false gives TiCDC's default bytes.
+   */
+  canalJson?: { enableTidbExtension?: boolean };
   /**
    * A table's rows come from several dispatchers (TiCDC's table across nodes): each dispatcher gets
    * its own data files `CDC_{dispatcherId}_{index}` and index file `meta/CDC_{dispatcherId}.index`,
@@ -50,6 +70,19 @@ export interface StorageSinkOptions {
   dispatcherIdleMs?: number;
   /** The `metadata` checkpoint is rewritten at most this often (ms). Default 2000. */
   checkpointIntervalMs?: number;
+  /**
+   * Resume from the storage's own `metadata` checkpoint N, as TiCDC resumes a changefeed from its
+   * checkpoint-ts: every event at or below N is already durable there, so it is skipped (counted and
+   * reported as `skipped`, never written again), and the checkpoint only moves on from N. A skipped
+   * DDL still teaches the sink its table definition (rows above N need it); its schema file exists
+   * and is not written again. Without a `metadata` file every event is written. false: write every
+   * event again, into new files after the existing ones (a consumer then applies them again). Default true.
+   * Exact when no event comes at or below a checkpoint already written (each dispatcher in commit
+   * order, no dispatcher first seen with events older than the others' checkpoint), as TiCDC's
+   * resolved ts guarantees; the events carry none, so an input out of that order breaks the
+   * `metadata` checkpoint itself, and a rerun then skips what it says is durable.
+   */
+  resume?: boolean;
   /** Retries of file writes (the storages retry transient failures too). */
   retry?: Partial<RetryPolicy>;
   /**
@@ -67,6 +100,15 @@ export type SinkProgress =
   | { readonly kind: 'data'; readonly path: string; readonly rows: number; readonly bytes: number; readonly reason: BatchReason }
   | { readonly kind: 'schema'; readonly path: string; readonly commitTs: bigint }
   | {
+      /**
+       * Events at or below the resumed checkpoint `upToTs`, skipped: durable from an earlier run. `events`
+       * is the total so far, reported when a run of skipped events ends and at the end of the input.
+       */
+      readonly kind: 'skipped';
+      readonly events: number;
+      readonly upToTs: bigint;
+    }
+  | {
       readonly kind: 'checkpoint';
       readonly checkpointTs: bigint;
       /** Dispatchers with state, and idle ones reduced to their checkpoint (see dispatcherIdleMs). */
@@ -77,6 +119,9 @@ const MiB = 1024 * 1024;
 
 export const STORAGE_SINK_DEFAULTS = Object.freeze({
   protocol: 'csv' as RowProtocol,
+  /** TiCDC's csv defaults, but with the commit ts column (see StorageSinkOptions.csv). */
+  csv: Object.freeze({ ...CSV_DEFAULTS, includeCommitTs: true }) as CsvDialect,
+  resume: true,
   flushIntervalMs: 5000,
   fileSizeBytes: 64 * MiB,
   checkpointIntervalMs: 2000,
@@ -96,6 +141,9 @@ const OWNER = 'storageSink';
 export interface SinkSettings {
   storage: ExternalStorage;
   protocol: RowProtocol;
+  /** The csv dialect, checked, defaults filled in; undefined with canal-json. */
+  csv: CsvDialect | undefined;
+  resume: boolean;
   flushIntervalMs: number;
   fileSizeBytes: number;
   memoryQuotaBytes: number;
@@ -116,6 +164,17 @@ export function checkOptions(options: StorageSinkOptions): SinkSettings {
   if (options.tableAcrossDispatchers !== undefined && typeof options.tableAcrossDispatchers !== 'boolean') {
     throw new InvalidOptionError(OWNER, 'tableAcrossDispatchers', options.tableAcrossDispatchers, 'a boolean');
   }
+  if (options.resume !== undefined && typeof options.resume !== 'boolean') throw new InvalidOptionError(OWNER, 'resume', options.resume, 'a boolean');
+  if (options.csv !== undefined && protocol !== 'csv') throw new InvalidOptionError(OWNER, 'csv', options.csv, `absent with protocol '${protocol}'`);
+  const csv = protocol === 'csv' ? checkCsvOptions(OWNER, options.csv, STORAGE_SINK_DEFAULTS.csv) : undefined;
+  const canalJson = options.canalJson;
+  if (canalJson !== undefined) {
+    if (protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', canalJson, `absent with protocol '${protocol}'`);
+    if (typeof canalJson !== 'object' || canalJson === null) throw new InvalidOptionError(OWNER, 'canalJson', canalJson, 'an object { enableTidbExtension?: boolean }');
+    if (canalJson.enableTidbExtension !== undefined && typeof canalJson.enableTidbExtension !== 'boolean') {
+      throw new InvalidOptionError(OWNER, 'canalJson.enableTidbExtension', canalJson.enableTidbExtension, 'a boolean');
+    }
+  }
   const metrics = options.metrics;
   if (
     metrics !== undefined &&
@@ -127,6 +186,8 @@ export function checkOptions(options: StorageSinkOptions): SinkSettings {
   return {
     storage,
     protocol,
+    csv,
+    resume: options.resume ?? STORAGE_SINK_DEFAULTS.resume,
     flushIntervalMs: checkNumber(OWNER, 'flushIntervalMs', options.flushIntervalMs ?? STORAGE_SINK_DEFAULTS.flushIntervalMs, { min: 100 }),
     fileSizeBytes: checkNumber(OWNER, 'fileSizeBytes', options.fileSizeBytes ?? STORAGE_SINK_DEFAULTS.fileSizeBytes, { min: 1, integer: true }),
     memoryQuotaBytes: checkNumber(OWNER, 'memoryQuotaBytes', options.memoryQuotaBytes ?? STORAGE_SINK_DEFAULTS.memoryQuotaBytes, { min: 1, integer: true }),

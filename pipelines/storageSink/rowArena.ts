@@ -58,20 +58,24 @@ export function rowText(row: RowItem): string {
 }
 
 /**
- * A data file of `rows`, one after another; `byteLength` is the sum of their bytes. Rows that lie
- * next to each other in a chunk (consecutive rows of one file usually do) are copied in one go.
+ * A data file of `rows`, one after another, after `header` when given (csv's output-field-header
+ * line); `byteLength` is the sum of the rows' bytes. Rows that lie next to each other in a chunk
+ * (consecutive rows of one file usually do) are copied in one go.
  */
-export function rowsFileBytes(rows: readonly RowItem[], byteLength: number): Buffer {
-  const file = Buffer.allocUnsafe(byteLength);
-  let at = 0;
+export function rowsFileBytes(rows: readonly RowItem[], byteLength: number, header?: Uint8Array): Buffer {
+  const headerLength = header === undefined ? 0 : header.byteLength;
+  const total = headerLength + byteLength;
+  const file = Buffer.allocUnsafe(total);
+  if (header !== undefined) file.set(header, 0);
+  let at = headerLength;
   let i = 0;
   while (i < rows.length) {
     const { chunk, offset } = rows[i]!;
     let end = offset + rows[i]!.bytes;
     for (i++; i < rows.length && rows[i]!.chunk === chunk && rows[i]!.offset === end; i++) end += rows[i]!.bytes;
-    if (at + end - offset > byteLength) throw new RangeError(`rowsFileBytes: the rows are more than the ${byteLength} bytes given`);
+    if (at + end - offset > total) throw new RangeError(`rowsFileBytes: the rows are more than the ${byteLength} bytes given`);
     at += chunk.copy(file, at, offset, end);
   }
-  if (at !== byteLength) throw new RangeError(`rowsFileBytes: the rows are ${at} bytes, not the ${byteLength} given`);
+  if (at !== total) throw new RangeError(`rowsFileBytes: the rows are ${at - headerLength} bytes, not the ${byteLength} given`);
   return file;
 }

@@ -1,19 +1,22 @@
 /**
  * storageSink: CDC change events into TiCDC-compatible files on any ExternalStorage.
  *
- * events -> positions per dispatcher -> watermarkBackpressure (memory quota) -> drainBarrier (a DDL
+ * events (resume: those at or below the `metadata` checkpoint found at start are skipped) ->
+ * positions per dispatcher -> watermarkBackpressure (memory quota) -> drainBarrier (a DDL
  * drains its dispatchers) -> encode (in order, into the row arena) -> spool (early wake) -> batchBy (file size, flush
  * interval, barrier, quota) -> data files, then index files, then the DDL's schema file ->
  * flushed() -> the `metadata` checkpoint.
  *
  * Invariants guarded here: a row's ack is flushed only once the data file holding it and its index
  * file are durable; a DDL's schema file is written only after every earlier row of the dispatchers it
- * blocks is durable; the `metadata` checkpoint never passes a row that is not durable.
+ * blocks is durable; the `metadata` checkpoint never passes a row that is not durable, and a rerun on
+ * the same input writes nothing at or below the checkpoint it found (ResumePoint), which it never
+ * moves back.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatMap, from, map, Observable, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, filter, from, map, Observable, of, type OperatorFunction } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
 import { changeEventProblem, InvalidChangeEventError, type ChangeEvent, type DdlEvent } from '../../lib/codec/index.ts';
 import { drainBarrierMetrics, flushMetrics, pathMetrics, spoolMetrics, watermarkMetrics } from '../../lib/metrics/index.ts';
@@ -23,10 +26,11 @@ import { spool } from '../../operators/spool.ts';
 import { watermarkBackpressure } from '../../operators/watermarkBackpressure.ts';
 import { BatchWriter } from './batchWriter.ts';
 import { DispatcherPositions } from './dispatcherPositions.ts';
-import { createRowEncoder } from './encoder.ts';
+import { createFileHeader, createRowEncoder } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
 import { checkOptions, STORAGE_SINK_DEFAULTS, type SinkProgress, type StorageSinkOptions } from './options.ts';
 import { QuotaCut } from './quotaCut.ts';
+import { readResumePoint, type ResumePoint } from './resumePoint.ts';
 import { RowArena } from './rowArena.ts';
 import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
 import { TableRegistry } from './tableRegistry.ts';
@@ -54,13 +58,17 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  * The `metadata` checkpoint is the least position every dispatcher has made durable (a dispatcher
  * that goes quiet holds it at its last commit ts minus one until the input completes; then it
  * reaches the greatest commit ts once every row is durable).
+ * Resume (default on): a `metadata` checkpoint N already in the storage means every event at or
+ * below N is durable there (an earlier run, killed or complete, on the same input), so those events
+ * are skipped, acknowledged as flushed and reported as `skipped`; a skipped DDL still defines its
+ * table for the rows above N. The checkpoint written next is above N.
  *
  * @example
  * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
  */
 export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
   const settings = checkOptions(options);
-  const { storage, protocol, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, dispatcherIdleMs, retry, metrics, scheduler } = settings;
+  const { storage, protocol, resume, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, dispatcherIdleMs, retry, metrics, scheduler } = settings;
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
@@ -68,7 +76,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       const positions = new DispatcherPositions();
       for (const def of options.tables ?? []) tables.register(def);
       // Rows are checked once, in admit, where each is named by its input position.
-      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: options.csv, rowsChecked: true });
+      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: settings.csv, canalJson: options.canalJson, rowsChecked: true });
       const arena = new RowArena();
       const bound = bindMetrics(metrics);
       const writer = new BatchWriter({
@@ -78,6 +86,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           ...(options.fileIndexWidth === undefined ? {} : { fileIndexWidth: options.fileIndexWidth }),
         }),
         tables,
+        fileHeader: createFileHeader({ protocol, csv: settings.csv, tables }),
         acrossDispatchers: options.tableAcrossDispatchers === true,
         retry,
         flushes: bound?.flushes,
@@ -101,12 +110,32 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       });
       if (bound) subscriber.add(spooled.stats$.subscribe(bound.spool));
 
+      // Set once the `metadata` file was read, before the first event: the checkpoint resumed from.
+      let resumed: ResumePoint | undefined;
+      const reportSkipped = (point: ResumePoint) => {
+        if (point.takeUnreported()) subscriber.next({ kind: 'skipped', events: point.skipped, upToTs: point.checkpointTs });
+      };
+      /** An event at or below the resumed checkpoint: durable already, so only its table definition counts. */
+      const skip = (point: ResumePoint, { value, ack }: Acked<ChangeEvent>): undefined => {
+        point.skipped++;
+        if (value.kind === 'ddl') {
+          tables.apply(value);
+          writer.schemaDurable(value);
+        }
+        ack.flushed();
+        return undefined;
+      };
+
       let lineNumber = 0;
-      const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> => {
+      const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> | undefined => {
         const { value, ack } = item;
         const problem = changeEventProblem(value);
         ++lineNumber;
         if (problem !== undefined) throw new InvalidChangeEventError(value, `event #${lineNumber}`, problem);
+        if (resumed !== undefined) {
+          if (resumed.covers(value.commitTs)) return skip(resumed, item);
+          reportSkipped(resumed);
+        }
         if (value.kind === 'ddl') return { value, ack: positions.trackDdl(value.commitTs, lineNumber, ack) };
         // The writer reports the row durable (BatchWriter's rowDurable): its ack goes on unwrapped.
         positions.admitRow(value.dispatcherId, value.commitTs);
@@ -153,10 +182,24 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       // are spilled) and by what the spool can hold.
       const quotaBytes = Math.min(memoryQuotaBytes, spoolMemory + spoolDisk);
       const quota = new QuotaCut(quotaBytes * STORAGE_SINK_DEFAULTS.cutWatermark);
+      // The checkpoint to resume from is read before the first event is taken.
+      const resume$ = resume ? defer(() => readResumePoint(storage, retry, OWNER)) : of(undefined);
+      const resumeFrom = (point: ResumePoint | undefined) => {
+        if (point === undefined) return;
+        resumed = point;
+        positions.resumeFrom(point.checkpointTs);
+        lastCheckpoint = point.checkpointTs; // in the file already: the next one written is above it
+      };
       subscriber.add(
-        events$
+        resume$
           .pipe(
-            map(admit),
+            concatMap((point) => {
+              resumeFrom(point);
+              return events$.pipe(
+                map(admit),
+                filter((item): item is Acked<SinkInput> => item !== undefined),
+              );
+            }),
             watermarkBackpressure<SinkInput>({
               highBytes: Math.floor(quotaBytes * STORAGE_SINK_DEFAULTS.highWatermark),
               lowBytes: Math.floor(quotaBytes * STORAGE_SINK_DEFAULTS.lowWatermark),
@@ -198,6 +241,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             next: (report) => subscriber.next(report),
             error: (error) => subscriber.error(error),
             complete: () => {
+              if (resumed !== undefined) reportSkipped(resumed);
               // Every row is durable and nothing more comes.
               positions.completeAll();
               writeCheckpoint().then(

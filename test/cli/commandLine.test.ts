@@ -56,6 +56,15 @@ describe('lib/cli/commandLine', () => {
       }
       expect(() => parseFlags(['--nope'], FLAGS)).to.throw(UsageError, "'--nope'");
     });
+
+    it('takes --flag=false and --flag=true for a boolean flag (a TiCDC setting that defaults to true can be turned off)', () => {
+      expect(parseFlags(['--once=false'], FLAGS).once).to.equal(false);
+      expect(parseFlags(['--once=true'], FLAGS).once).to.equal(true);
+      expect(parseFlags(['--to', 'x'], FLAGS).once).to.equal(undefined);
+      expect(() => parseFlags(['--once=no'], FLAGS)).to.throw(UsageError, '--once takes no value or =true or =false, got "no"; the flags are --to, --once, --help');
+      // A string flag keeps its `=` value as it is.
+      expect(parseFlags(['--to=false'], FLAGS).to).to.equal('false');
+    });
   });
 
   describe('runCommandLine', () => {

@@ -82,6 +82,15 @@ describe('canal-json codec', () => {
       expect(() => encodeCanalJsonRow(r, plain, { buildTimeMs: -1 })).to.throw(InvalidOptionError, /buildTimeMs/);
     });
 
+    it('writes no _tidb without the TiDB extension, the object ending after data', () => {
+      // pingcap/ticdc pkg/sink/codec/canal/canal_json_encoder.go (newJSONMessageForDML): the `_tidb`
+      // object is written only `if config.EnableTiDBExtension`; the message closes right after `data`.
+      // Its default is false (pkg/sink/codec/common/config.go NewConfig: EnableTiDBExtension: false).
+      expect(encodeCanalJsonRow(row('insert', values), table, { enableTidbExtension: false })).to.equal(`${head('INSERT', 5, 3)},"old":null,"data":[${dataJson}]}`);
+      expect(encodeCanalJsonRow(row('update', values, oldValues), table, { enableTidbExtension: false })).to.equal(`${head('UPDATE', 5, 3)},"old":[${oldJson}],"data":[${dataJson}]}`);
+      expect(encodeCanalJsonRow(row('insert', values), table, { enableTidbExtension: true })).to.equal(`${head('INSERT', 5, 3)},"old":null,"data":[${dataJson}],${tidb}`);
+    });
+
     it('ends each row with CRLF in a file', () => {
       const line = encodeCanalJsonRow(row('insert', values), table);
       expect(encodeCanalJsonRows([row('insert', values), row('insert', values)], table)).to.equal(`${line}\r\n${line}\r\n`);
@@ -110,6 +119,37 @@ describe('canal-json codec', () => {
     it('reads a row without the TiDB extension, with no commit ts', () => {
       const line = encodeCanalJsonRow(row('insert', values), table).replace(`,${tidb}`, '}');
       expect(decodeCanalJsonRow(line, table)).to.not.have.property('commitTs');
+    });
+
+    it('reads a file without the TiDB extension back with the same rows, none with a commit ts', () => {
+      const rows = [row('update', values, oldValues), row('delete', oldValues)];
+      const without = decodeCanalJsonRows(encodeCanalJsonRows(rows, table, { enableTidbExtension: false }), table);
+      const withTs = decodeCanalJsonRows(encodeCanalJsonRows(rows, table), table);
+      expect(without).to.deep.equal(withTs.map(({ commitTs: _, ...rest }) => rest));
+      for (const r of without) expect(r).to.not.have.property('commitTs');
+    });
+
+    it('refuses a file that mixes rows with and without _tidb, naming the line', () => {
+      const file = 'shop/orders/4350/CDC000001.json';
+      const withTs = encodeCanalJsonRow(row('insert', values), table);
+      const without = encodeCanalJsonRow(row('insert', values), table, { enableTidbExtension: false });
+      expect(() => decodeCanalJsonRows(`${withTs}\r\n${withTs}\r\n${without}\r\n`, table, file)).to.throw(
+        DecodeError,
+        `${file} line 3: line 1 carries _tidb.commitTs but line 3 does not`,
+      );
+      expect(() => decodeCanalJsonRows(`${without}\r\n${withTs}\r\n`, table, file)).to.throw(DecodeError, `${file} line 2: line 2 carries _tidb.commitTs but line 1 does not`);
+    });
+
+    it('takes the columns an update leaves out of old from data (only-output-updated-columns)', () => {
+      // pingcap/ticdc pkg/sink/codec/canal/canal_json_encoder.go fillUpdateColumns skips a column of
+      // `old` whose value equals the new one when OnlyOutputUpdatedColumns; canal_json_decoder.go
+      // (canalJSONMessage2DMLEvent) fills the missing ones from `data`.
+      const small: TableDef = { schema: 'test', table: 't', version: 1n, columns: [{ name: 'id', type: 'INT', primaryKey: true }, { name: 'uk', type: 'INT' }, { name: 'pad', type: 'VARCHAR' }] };
+      const line =
+        '{"id":0,"database":"test","table":"t","pkNames":["id"],"isDdl":false,"type":"UPDATE","es":1,"ts":1,"sql":"","sqlType":{"id":4,"uk":4,"pad":12},' +
+        '"mysqlType":{"id":"int","uk":"int","pad":"varchar"},"old":[{"uk":"1"}],"data":[{"id":"1","uk":"2","pad":"example1"}]}';
+      expect(decodeCanalJsonRow(line, small)).to.deep.equal({ op: 'update', schema: 'test', table: 't', columns: { id: 1, uk: 2, pad: 'example1' }, oldColumns: { id: 1, uk: 1, pad: 'example1' } });
+      expect(() => decodeCanalJsonRow(line.replace('"id":"1",', ''), small)).to.throw(DecodeError, /data: column "id" is missing/);
     });
 
     it('reports malformed rows, naming the file and line', () => {

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { DecodeError, InvalidChangeEventError, type ColumnValue, type RowChange, type TableDef } from '../../lib/codec/changeEvent.ts';
-import { decodeCsvRows, encodeCsvRow, encodeCsvRows } from '../../lib/codec/csv.ts';
+import { checkCsvOptions, createCsvRowEncoder, csvHeaderLine, decodeCsvRows, encodeCsvRow, encodeCsvRows, type CsvOptions } from '../../lib/codec/csv.ts';
+import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { decodedFormOf, tableWithRowsArb } from './arbitraries.ts';
+import { csvDialectArb } from './csvDialects.ts';
 
 const table: TableDef = {
   schema: 'shop',
@@ -216,6 +218,282 @@ describe('csv codec', () => {
     it('reads an empty file as no rows', () => {
       expect(decodeCsvRows('', table)).to.deep.equal([]);
     });
+  });
+
+  describe('dialects: TiCDC vectors', () => {
+    const TS = 435661838416609281n;
+    /** A table of `types` named c1.., and a row of it with `values`. */
+    const tableOf = (tableName: string, ...types: string[]): TableDef => ({
+      schema: 'test',
+      table: tableName,
+      version: 1n,
+      columns: types.map((type, i) => ({ name: `c${i + 1}`, type })),
+    });
+    const rowOf = (def: TableDef, op: RowChange['op'], ...vals: ColumnValue[]): RowChange => ({
+      kind: 'row',
+      op,
+      schema: def.schema,
+      table: def.table,
+      tableVersion: def.version,
+      commitTs: TS,
+      dispatcherId: '1',
+      columns: Object.fromEntries(def.columns.map((c, i) => [c.name, vals[i]!])),
+    });
+    // pingcap/ticdc pkg/sink/codec/csv/csv_message_test.go TestCSVMessageEncode: settings, row, bytes.
+    const vectors: Array<{ name: string; options: CsvOptions; row: RowChange; def: TableDef; bytes: string }> = (() => {
+      const t1 = tableOf('table1', 'INT', 'VARCHAR');
+      const t2 = tableOf('table2', 'VARCHAR', 'VARCHAR');
+      const t3 = tableOf('table3', 'VARCHAR', 'VARCHAR', 'DATETIME');
+      const t4 = tableOf('table4', 'VARCHAR', 'VARCHAR');
+      const t5 = tableOf('table5', 'VARCHAR', 'VARCHAR', 'VARCHAR', 'DOUBLE');
+      const t6 = tableOf('table6', 'VARCHAR', 'VARCHAR');
+      const t7 = tableOf('table7', 'VARCHAR', 'VARCHAR', 'VARCHAR');
+      const t8 = tableOf('table8', 'VARCHAR', 'DOUBLE', 'VARCHAR');
+      const base = { nullString: '\\N', terminator: '\n' };
+      return [
+        { name: 'typical settings', options: { ...base, delimiter: ',', quote: '"', includeCommitTs: true }, def: t1, row: rowOf(t1, 'insert', 123, 'hello,world'), bytes: '"I","table1","test",435661838416609281,123,"hello,world"\n' },
+        { name: "one-character delimiter, quote ''", options: { ...base, delimiter: '!', quote: '', includeCommitTs: true }, def: t2, row: rowOf(t2, 'update', 'a!b!c', 'def'), bytes: 'U!table2!test!435661838416609281!a\\!b\\!c!def\n' },
+        { name: "quote '' with output-old-value", options: { ...base, delimiter: '!', quote: '', includeCommitTs: true, outputOldValue: true }, def: t2, row: rowOf(t2, 'insert', 'a!b!c', 'def'), bytes: 'I!table2!test!435661838416609281!false!a\\!b\\!c!def\n' },
+        { name: 'delimiter inside quotes', options: { ...base, delimiter: ',', quote: '"', includeCommitTs: true }, def: t3, row: rowOf(t3, 'update', 'a,b,c', 'def', '2022-08-31 17:07:00'), bytes: '"U","table3","test",435661838416609281,"a,b,c","def","2022-08-31 17:07:00"\n' },
+        { name: "three-character delimiter, quote '', CRLF", options: { ...base, delimiter: '[*]', quote: '', terminator: '\r\n' }, def: t4, row: rowOf(t4, 'delete', 'a[*]b[*]c', 'def'), bytes: 'D[*]table4[*]test[*]a\\[\\*\\]b\\[\\*\\]c[*]def\r\n' },
+        { name: "three-character delimiter, quote ', NULL, a float", options: { ...base, delimiter: '[*]', quote: "'" }, def: t5, row: rowOf(t5, 'insert', 'a[*]b[*]c', 'def', null, 12345.678), bytes: "'I'[*]'table5'[*]'test'[*]'a[*]b[*]c'[*]'def'[*]\\N[*]12345.678\n" },
+        { name: "backslash and LF, quote ''", options: { ...base, delimiter: ',', quote: '', includeCommitTs: true }, def: t6, row: rowOf(t6, 'update', 'a\\b\\c', 'def\n'), bytes: 'U,table6,test,435661838416609281,a\\\\b\\\\c,def\\n\n' },
+        { name: "backslash and CR, quote '", options: { ...base, delimiter: ',', quote: "'" }, def: t7, row: rowOf(t7, 'insert', '\\', '\\\r', '\\\\'), bytes: "'I','table7','test','\\','\\\r','\\\\'\n" },
+        { name: 'tab delimiter, unicode', options: { ...base, delimiter: '\t', quote: '"', includeCommitTs: true }, def: t8, row: rowOf(t8, 'delete', 'a\tb', 123.456, '你好，世界'), bytes: '"D"\t"table8"\t"test"\t435661838416609281\t"a\tb"\t123.456\t"你好，世界"\n' },
+      ];
+    })();
+
+    for (const { name, options, def, row: r, bytes } of vectors) {
+      it(`${name}: the bytes TiCDC writes, and back`, () => {
+        expect(encodeCsvRow(r, def, options)).to.equal(bytes);
+        const [decoded] = decodeCsvRows(bytes, def, options);
+        expect(decoded).to.deep.equal(decodedFormOf(r, { commitTs: options.includeCommitTs === true, oldColumns: false }));
+      });
+    }
+
+    it("quote '' escapes CR, LF, backslashes and whole delimiters only (TestFormatWithEscape)", () => {
+      // pingcap/ticdc pkg/sink/codec/csv/csv_message_test.go TestFormatWithEscape
+      const def = tableOf('t', 'TEXT');
+      const field = (delimiter: string, text: string) => encodeCsvRow(rowOf(def, 'insert', text), def, { delimiter, quote: '' }).split(delimiter).slice(3).join(delimiter).slice(0, -2);
+      expect(field(',', 'abcdef')).to.equal('abcdef');
+      expect(field(',', 'abc\r\ndef')).to.equal('abc\\r\\ndef');
+      expect(field(',', 'abc\\def')).to.equal('abc\\\\def');
+      expect(field(',', 'abc,def')).to.equal('abc\\,def');
+      expect(field('?', 'abc\\def?ghi\\r\\n')).to.equal('abc\\\\def\\?ghi\\\\r\\\\n');
+      for (const text of ['abcdef', 'abc\r\ndef', 'abc\\def', 'abc,def', 'abc\\def?ghi\\r\\n', '\\N', '']) {
+        for (const delimiter of [',', '?']) {
+          const options = { delimiter, quote: '' };
+          expect(decodeCsvRows(encodeCsvRow(rowOf(def, 'insert', text), def, options), def, options)[0]!.columns.c1).to.equal(text);
+        }
+      }
+    });
+
+    it('doubles the quote character inside quotes (TestFormatWithQuotes), whichever it is', () => {
+      // pingcap/ticdc pkg/sink/codec/csv/csv_message_test.go TestFormatWithQuotes
+      const def = tableOf('t', 'TEXT');
+      expect(encodeCsvRow(rowOf(def, 'insert', '"a,b,c'), def)).to.equal('"I","t","test","""a,b,c"\r\n');
+      expect(encodeCsvRow(rowOf(def, 'insert', ''), def)).to.equal('"I","t","test",""\r\n');
+      expect(encodeCsvRow(rowOf(def, 'insert', "it's"), def, { quote: "'" })).to.equal("'I','t','test','it''s'\r\n");
+      expect(decodeCsvRows("'I','t','test','it''s'\r\n", def, { quote: "'" })[0]!.columns.c1).to.equal("it's");
+    });
+
+    it('binary columns as base64 or lowercase hex (binary-encoding-method), read back either way', () => {
+      // pingcap/ticdc pkg/sink/codec/csv/csv_message_test.go csvTestColumnsGroup: "hello world"
+      const def = tableOf('t', 'BLOB');
+      const hello = new TextEncoder().encode('hello world');
+      expect(encodeCsvRow(rowOf(def, 'insert', hello), def)).to.equal('"I","t","test","aGVsbG8gd29ybGQ="\r\n');
+      expect(encodeCsvRow(rowOf(def, 'insert', hello), def, { binaryEncodingMethod: 'hex' })).to.equal('"I","t","test","68656c6c6f20776f726c64"\r\n');
+      expect(decodeCsvRows('"I","t","test","68656C6C6F20776F726C64"\r\n', def, { binaryEncodingMethod: 'hex' })[0]!.columns.c1).to.deep.equal(new Uint8Array(hello));
+      expect(() => decodeCsvRows('"I","t","test","aGVsbG8gd29ybGQ="\r\n', def, { binaryEncodingMethod: 'hex' })).to.throw(DecodeError, /field 4 \(column "c1", BLOB\): expects hex, got "aGVsbG8gd29ybGQ="/);
+    });
+
+    it('reads the rows of TiCDC\'s decoder test, LF-terminated (TestCSVBatchDecoder)', () => {
+      // pingcap/ticdc pkg/sink/codec/csv/csv_decoder_test.go TestCSVBatchDecoder
+      const text =
+        '"I","employee","hr",433305438660591626,101,"Smith","Bob","2014-06-04","New York"\n' +
+        '"U","employee","hr",433305438660591627,101,"Smith","Bob","2015-10-08","Los Angeles"\n' +
+        '"D","employee","hr",433305438660591629,101,"Smith","Bob","2017-03-13","Dallas"\n' +
+        '"I","employee","hr",433305438660591630,102,"Alex","Alice","2017-03-14","Shanghai"\n' +
+        '"U","employee","hr",433305438660591630,102,"Alex","Alice","2018-06-15","Beijing"\n';
+      const employee: TableDef = {
+        schema: 'hr',
+        table: 'employee',
+        version: 1n,
+        columns: [{ name: 'Id', type: 'INT' }, { name: 'LastName', type: 'VARCHAR' }, { name: 'FirstName', type: 'VARCHAR' }, { name: 'HireDate', type: 'DATE' }, { name: 'OfficeLocation', type: 'VARCHAR' }],
+      };
+      const options = { terminator: '\n', includeCommitTs: true };
+      const rows = decodeCsvRows(text, employee, options);
+      expect(rows.map((r) => [r.op, r.commitTs, r.columns.OfficeLocation])).to.deep.equal([
+        ['insert', 433305438660591626n, 'New York'],
+        ['update', 433305438660591627n, 'Los Angeles'],
+        ['delete', 433305438660591629n, 'Dallas'],
+        ['insert', 433305438660591630n, 'Shanghai'],
+        ['update', 433305438660591630n, 'Beijing'],
+      ]);
+      expect(encodeCsvRows(rows.map((r) => ({ ...r, kind: 'row' as const, tableVersion: 1n, commitTs: r.commitTs!, dispatcherId: '1' })), employee, options)).to.equal(text);
+    });
+
+    it('the header line: meta names by setting, then the column names, bare (TestEncodeHeader)', () => {
+      // pingcap/ticdc pkg/sink/codec/csv/csv_message_test.go TestEncodeHeader
+      const def: TableDef = { schema: 's', table: 't', version: 1n, columns: [{ name: 'col1', type: 'INT' }, { name: 'col2', type: 'INT' }] };
+      expect(csvHeaderLine(def, { delimiter: ' ', includeCommitTs: true, outputOldValue: true, terminator: '\n' })).to.equal(
+        'ticdc-meta$operation ticdc-meta$table ticdc-meta$schema ticdc-meta$commit-ts ticdc-meta$is-update col1 col2\n',
+      );
+      expect(csvHeaderLine(def, { delimiter: ' ', includeCommitTs: true, terminator: '\n' })).to.equal('ticdc-meta$operation ticdc-meta$table ticdc-meta$schema ticdc-meta$commit-ts col1 col2\n');
+      expect(csvHeaderLine(def, { delimiter: ',', terminator: '\n' })).to.equal('ticdc-meta$operation,ticdc-meta$table,ticdc-meta$schema,col1,col2\n');
+    });
+
+    it('NULL: the bare null string is NULL, quoted text is text, with any null string', () => {
+      const def = tableOf('t', 'TEXT', 'INT');
+      const options = { quote: "'", nullString: 'NULL', terminator: '\n' };
+      const text = encodeCsvRow(rowOf(def, 'insert', 'NULL', null), def, options);
+      expect(text).to.equal("'I','t','test','NULL',NULL\n");
+      expect(decodeCsvRows(text, def, options)[0]!.columns).to.deep.equal({ c1: 'NULL', c2: null });
+      const empty = { nullString: '' };
+      expect(encodeCsvRow(rowOf(def, 'insert', '', null), def, empty)).to.equal('"I","t","test","",\r\n');
+      expect(decodeCsvRows('"I","t","test","",\r\n', def, empty)[0]!.columns).to.deep.equal({ c1: '', c2: null });
+    });
+
+    it("NULL with quote '': \\N stays apart from the text \\N; a null string text can spell reads as NULL (documented)", () => {
+      const def = tableOf('t', 'TEXT', 'TEXT');
+      const text = encodeCsvRow(rowOf(def, 'insert', '\\N', null), def, { quote: '' });
+      expect(text).to.equal('I,t,test,\\\\N,\\N\r\n');
+      expect(decodeCsvRows(text, def, { quote: '' })[0]!.columns).to.deep.equal({ c1: '\\N', c2: null });
+      const ambiguous = { quote: '', nullString: 'NULL' };
+      expect(decodeCsvRows(encodeCsvRow(rowOf(def, 'insert', 'NULL', 'x'), def, ambiguous), def, ambiguous)[0]!.columns).to.deep.equal({ c1: null, c2: 'x' });
+    });
+
+    it('outputHandleKey writes nothing, as TiCDC ("not support output handle key")', () => {
+      const def = tableOf('t', 'INT');
+      expect(encodeCsvRow(rowOf(def, 'insert', 1), def, { outputHandleKey: true })).to.equal(encodeCsvRow(rowOf(def, 'insert', 1), def));
+    });
+  });
+
+  describe('dialects: decoding errors name the file, the place and the likely setting', () => {
+    const where = 'shop/orders/4350/CDC000001.csv';
+
+    it('a truncated last record, whatever the terminator', () => {
+      const lf = encodeCsvRows([row('insert', values), row('insert', values)], table, { terminator: '\n' });
+      expect(() => decodeCsvRows(lf.slice(0, -1), table, { terminator: '\n', where })).to.throw(DecodeError, `${where} line 2: the last record does not end with LF (truncated file?)`);
+      const cr = encodeCsvRows([row('insert', values), row('insert', values)], table, { terminator: '\r' });
+      expect(() => decodeCsvRows(cr.slice(0, -1), table, { terminator: '\r', where })).to.throw(DecodeError, `${where} record 2: the last record does not end with CR (truncated file?)`);
+      const escaped = encodeCsvRows([row('insert', { ...values, name: 'a\\' })], table, { quote: '', terminator: '\n' });
+      expect(() => decodeCsvRows(escaped.slice(0, -1), table, { quote: '', terminator: '\n', where })).to.throw(DecodeError, /the last record does not end with LF \(truncated file\?\)/);
+    });
+
+    it("a file of another terminator: the error says which to pass", () => {
+      const lf = encodeCsvRows([row('insert', values)], table, { terminator: '\n' });
+      expect(() => decodeCsvRows(lf, table, { where })).to.throw(DecodeError, `${where} line 1: unexpected "\\n" after field 15 (fields are separated by ",", records end with CRLF); was the sink run with terminator '\\n'? pass --terminator '\\n'`);
+      const crlf = encodeCsvRows([row('insert', values)], table);
+      expect(() => decodeCsvRows(crlf, table, { terminator: '\n', where })).to.throw(DecodeError, /records end with LF\); was the sink run with terminator '\\r\\n'\? pass --terminator '\\r\\n'/);
+    });
+
+    it('a field count off by the commit ts or is-update: the error names the setting', () => {
+      const plain = encodeCsvRows([row('insert', values)], table, { includeCommitTs: false });
+      expect(() => decodeCsvRows(plain, table, { includeCommitTs: true, where })).to.throw(
+        DecodeError,
+        `${where} line 1: expected 16 fields (4 meta + 12 columns of shop.orders), got 15; was the sink run with include-commit-ts=false? pass --include-commit-ts=false`,
+      );
+      const withTs = encodeCsvRows([row('insert', values)], table, { includeCommitTs: true });
+      expect(() => decodeCsvRows(withTs, table, { where })).to.throw(DecodeError, /got 16; was the sink run with include-commit-ts\? pass --include-commit-ts$/);
+      const withOld = encodeCsvRows([row('insert', values)], table, { includeCommitTs: true, outputOldValue: true });
+      expect(() => decodeCsvRows(withOld, table, { includeCommitTs: true, where })).to.throw(DecodeError, /got 17; was the sink run with output-old-value\? pass --output-old-value$/);
+      const piped = encodeCsvRows([row('insert', values)], table, { delimiter: '|' });
+      expect(() => decodeCsvRows(piped, table, { where })).to.throw(DecodeError, `${where} line 1: unexpected "|" after field 1 (fields are separated by ",", records end with CRLF); was the sink run with another delimiter or quote? pass --delimiter, --quote`);
+      const bare = encodeCsvRows([row('insert', nulls)], table, { delimiter: '|', quote: '' });
+      expect(() => decodeCsvRows(bare, table, { quote: '', where })).to.throw(DecodeError, /got 1; is the delimiter right\? \(records here have no ","; pass --delimiter\)$/);
+    });
+
+    it('the header line: checked and skipped; missing, different or unexpected ones are named', () => {
+      const options = { outputFieldHeader: true, terminator: '\n', includeCommitTs: true };
+      const header = csvHeaderLine(table, options);
+      expect(header).to.equal('ticdc-meta$operation,ticdc-meta$table,ticdc-meta$schema,ticdc-meta$commit-ts,id,name,price,score,ratio,big,flag,data,created,doc,color,bits\n');
+      const body = encodeCsvRows([row('insert', values), row('delete', nulls)], table, options);
+      expect(decodeCsvRows(header + body, table, options)).to.deep.equal(decodeCsvRows(body, table, { ...options, outputFieldHeader: false }));
+      expect(() => decodeCsvRows(`${header}"X"${body.slice(3)}`, table, { ...options, where })).to.throw(DecodeError, `${where} line 2: field 1: operation must be I, U or D, got "X"`);
+      expect(() => decodeCsvRows(body, table, { ...options, where })).to.throw(DecodeError, /line 1: expected the header line "ticdc-meta\$operation,.*\(output-field-header\), got "\\"I\\",.*; was the sink run without output-field-header\? drop --output-field-header$/);
+      expect(() => decodeCsvRows(header.replace(',bits', ',other') + body, table, { ...options, where })).to.throw(DecodeError, /; does the table definition match the file \(columns of shop\.orders version 4350\)\?$/);
+      expect(() => decodeCsvRows(header + body, table, { terminator: '\n', includeCommitTs: true, where })).to.throw(DecodeError, `${where} line 1: field 1: operation must be I, U or D, got "ticdc-meta$operation"; the file starts with a header line: pass --output-field-header`);
+      expect(decodeCsvRows('', table, options)).to.deep.equal([]);
+    });
+
+    it("quote '': a dangling backslash, and a stray quote is text", () => {
+      const def: TableDef = { schema: 's', table: 't', version: 1n, columns: [{ name: 'v', type: 'TEXT' }] };
+      expect(() => decodeCsvRows('I,t,s,ab\\', def, { quote: '', where })).to.throw(DecodeError, /unexpected "\\\\" after field 4/);
+      expect(decodeCsvRows('I,t,s,a"b\r\n', def, { quote: '' })[0]!.columns.v).to.equal('a"b');
+    });
+  });
+
+  describe('checkCsvOptions', () => {
+    const refuses = (options: unknown, message: string | RegExp) => {
+      expect(() => checkCsvOptions('storageSink', options), JSON.stringify(options)).to.throw(InvalidOptionError, message);
+    };
+
+    it("fills TiCDC's defaults (or the caller's) and accepts its documented settings", () => {
+      expect(checkCsvOptions('x', undefined)).to.deep.equal({
+        delimiter: ',', quote: '"', terminator: '\r\n', nullString: '\\N', includeCommitTs: false, binaryEncodingMethod: 'base64', outputOldValue: false, outputHandleKey: false, outputFieldHeader: false,
+      });
+      expect(checkCsvOptions('x', { terminator: '\n' }, { ...checkCsvOptions('x', {}), includeCommitTs: true })).to.deep.include({ terminator: '\n', includeCommitTs: true });
+      // pingcap/docs ticdc-csv.md: delimiters of 1 to 3 characters such as `$^` or `|@|`.
+      for (const delimiter of [',', '$^', '|@|', '\t', '[*]', '，']) expect(checkCsvOptions('x', { delimiter }).delimiter).to.equal(delimiter);
+    });
+
+    it("refuses what TiCDC refuses (pkg/config/sink.go validateAndAdjust), naming the option", () => {
+      refuses({ quote: '""' }, `storageSink: option csv.quote must be '' (no quoting) or one ASCII character, got "\\"\\""`);
+      refuses({ quote: '\n' }, /option csv.quote must be not a line break/);
+      refuses({ delimiter: '' }, /option csv.delimiter must be 1 to 3 bytes \(UTF-8\), got ""/);
+      refuses({ delimiter: '||||' }, /csv.delimiter must be 1 to 3 bytes/);
+      refuses({ delimiter: '中中' }, /csv.delimiter must be 1 to 3 bytes/);
+      refuses({ delimiter: ',\n' }, /csv.delimiter must be free of line breaks/);
+      refuses({ delimiter: '"|' }, /csv.delimiter must be free of the quote character "\\""/);
+      refuses({ binaryEncodingMethod: 'base32' }, `storageSink: option csv.binaryEncodingMethod must be 'base64' or 'hex', got "base32"`);
+    });
+
+    it('refuses dialects whose files cannot be split back into fields (sluice departure)', () => {
+      refuses({ terminator: '' }, /csv.terminator must be not empty/);
+      refuses({ delimiter: 'x' }, /csv.delimiter must be free of letters, digits/);
+      refuses({ delimiter: '.' }, /csv.delimiter must be free of letters, digits/);
+      refuses({ quote: 'e' }, /csv.quote must be free of letters, digits/);
+      refuses({ terminator: '0\n' }, /csv.terminator must be free of letters, digits/);
+      refuses({ terminator: '"\n' }, /csv.terminator must be free of the quote character/);
+      refuses({ delimiter: '|', terminator: '|\n' }, /csv.terminator must be free of the delimiter's characters \(both have "\|"\)/);
+      refuses({ nullString: 'a\nb' }, /csv.nullString must be free of line breaks/);
+      refuses({ nullString: '0' }, /csv.nullString must be not a number/);
+      refuses({ nullString: 'N,A' }, /csv.nullString must be free of the characters of the delimiter, the terminator and the quote \(it has ","\)/);
+      refuses({ quote: '', terminator: '#\n' }, /csv.terminator must be made of CR and LF only with quote ''/);
+      refuses({ quote: '', delimiter: '\\' }, /csv.delimiter must be free of backslashes with quote ''/);
+      refuses({ quote: '', delimiter: '|@|' }, /csv.delimiter must be without a border with quote ''/);
+      refuses({ quote: '', delimiter: '***' }, /csv.delimiter must be without a border/);
+      refuses({ quote: '', nullString: 'N\\' }, /csv.nullString must be not ending with a backslash/);
+      // With quotes the same delimiters are fine: strings are quoted, not escaped.
+      expect(checkCsvOptions('x', { delimiter: '|@|' }).delimiter).to.equal('|@|');
+    });
+
+    it('refuses values of the wrong type and unknown settings', () => {
+      refuses({ includeCommitTs: 'yes' }, 'storageSink: option csv.includeCommitTs must be a boolean, got "yes"');
+      refuses({ delimiter: 44 }, /csv.delimiter must be a string/);
+      refuses({ null: 'x' }, /option csv.null must be absent: the csv settings are delimiter, quote, terminator, nullString, includeCommitTs/);
+      refuses('csv', /option csv must be an object of csv settings/);
+    });
+  });
+
+  it('property: every accepted dialect round-trips every row, with the header line when asked (small run count)', () => {
+    fc.assert(
+      fc.property(csvDialectArb, tableWithRowsArb, (dialect, [def, rows]) => {
+        const encode = createCsvRowEncoder(dialect);
+        let text = dialect.outputFieldHeader ? csvHeaderLine(def, dialect) : '';
+        for (const r of rows) text += encode(r, def);
+        const decoded = decodeCsvRows(text, def, dialect);
+        const expected = rows.map((r) => decodedFormOf(r, { commitTs: dialect.includeCommitTs, oldColumns: dialect.outputOldValue }));
+        const normalize = (r: Record<string, unknown>) => {
+          const out: Record<string, unknown> = { ...r, columns: atFloat32(def, r.columns as Record<string, ColumnValue>) };
+          if (r.oldColumns !== undefined) out.oldColumns = atFloat32(def, r.oldColumns as Record<string, ColumnValue>);
+          return out;
+        };
+        expect(decoded.map((r) => normalize(r as unknown as Record<string, unknown>))).to.deep.equal(expected);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('property: encode -> decode gives every row back (commas, quotes, CRLF, unicode, NULL, binary, big integers)', () => {

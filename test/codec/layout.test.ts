@@ -2,19 +2,24 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import {
+  checkDateSeparator,
   commitTsToDate,
   dataFileName,
   dataFilePath,
   dateFolder,
+  FIRST_FILE_INDEX,
   formatIndexFile,
   indexFilePath,
   metadataFile,
   parseDataFileName,
+  parseFolderLevels,
   parseIndexFile,
   parseMetadataFile,
   parseSchemaFilePath,
+  LAYOUT_DEFAULTS,
   schemaFilePath,
   type DataFileLocation,
+  type DateSeparator,
 } from '../../lib/codec/layout.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { nameArb } from './arbitraries.ts';
@@ -28,6 +33,18 @@ describe('storage layout', () => {
       expect(dataFilePath({ ...base, partitionId: 88n, date: '2024-05-01', index: 42, extension: '.json' })).to.equal('shop/orders/4350/88/2024-05-01/CDC000042.json');
       expect(dataFilePath({ ...base, date: '2024', fileIndexWidth: 20 })).to.equal('shop/orders/4350/2024/CDC00000000000000000001.csv');
       expect(dataFilePath({ ...base, partitionId: 7 })).to.equal('shop/orders/4350/7/CDC000001.csv');
+    });
+
+    it("matches upstream's data file paths (pingcap/ticdc pkg/cloudstorage/path_key_test.go TestGenerateDMLFilePath)", () => {
+      // Upstream uses a fresh dispatcher id; any id shows the shape. Index 10, file-index-width 20, .csv, day.
+      const id = '6a5b4c3d2e1f0a9b-8c7d6e5f4a3b2c1d';
+      const upstream = { schema: 'schema1', table: 'table1', tableVersion: 123456n, date: '2023-05-09', dispatcherId: id, index: 10, extension: '.csv', fileIndexWidth: 20 };
+      expect(dataFilePath(upstream)).to.equal(`schema1/table1/123456/2023-05-09/CDC_${id}_00000000000000000010.csv`);
+      expect(dataFilePath({ ...upstream, partitionId: 55n })).to.equal(`schema1/table1/123456/55/2023-05-09/CDC_${id}_00000000000000000010.csv`);
+      // pingcap/ticdc pkg/cloudstorage/path_test.go TestGenerateDataFilePath: the first file of a folder, width 6.
+      expect(dataFilePath({ schema: 'test', table: 'table1', tableVersion: 5n, dispatcherId: id, index: FIRST_FILE_INDEX, extension: '.json', fileIndexWidth: 6 })).to.equal(
+        `test/table1/5/CDC_${id}_000001.json`,
+      );
     });
 
     it('names the dispatcher when a table is spread across dispatchers', () => {
@@ -130,6 +147,36 @@ describe('storage layout', () => {
       expect(() => parseSchemaFilePath('shop/orders/schema_1_0000000000.json')).to.throw(DecodeError, /a schema file path is/);
       expect(() => parseSchemaFilePath('shop/meta/schema_1_123.json')).to.throw(DecodeError, /is not a schema file name/);
       expect(() => parseSchemaFilePath('shop/meta/schema_1_9999999999.json')).to.throw(DecodeError, /checksum 9999999999 is past 2\^32-1/);
+    });
+  });
+
+  describe('layout configuration', () => {
+    it("has TiCDC's defaults: first file 1, date-separator day, enable-partition-separator true (pingcap/ticdc pkg/config/replica_config.go)", () => {
+      expect(FIRST_FILE_INDEX).to.equal(1);
+      expect(LAYOUT_DEFAULTS).to.deep.equal({ fileIndexWidth: 20, dateSeparator: 'day', enablePartitionSeparator: true });
+      for (const separator of ['none', 'year', 'month', 'day']) expect(checkDateSeparator('o', 'dateSeparator', separator)).to.equal(separator);
+      expect(() => checkDateSeparator('storageConsumer', 'dateSeparator', 'hour')).to.throw(InvalidOptionError, `storageConsumer: option dateSeparator must be 'none', 'year', 'month' or 'day', got "hour"`);
+    });
+
+    it('reads the levels after the table version by the configuration: every separator, with and without partitions', () => {
+      const dates: Record<DateSeparator, string | undefined> = { none: undefined, year: '2023', month: '2023-05', day: '2023-05-09' };
+      for (const [separator, date] of Object.entries(dates) as Array<[DateSeparator, string | undefined]>) {
+        for (const enablePartitionSeparator of [true, false]) {
+          const layout = { dateSeparator: separator, enablePartitionSeparator };
+          const plain = date === undefined ? [] : [date];
+          expect(parseFolderLevels(plain, layout, 'w'), `${separator} ${enablePartitionSeparator}`).to.deep.equal({ date: date ?? '' });
+          const partitioned = ['55', ...plain];
+          if (enablePartitionSeparator) expect(parseFolderLevels(partitioned, layout, 'w')).to.deep.equal({ partitionId: '55', date: date ?? '' });
+          else expect(() => parseFolderLevels(partitioned, layout, 'w')).to.throw(DecodeError, /enable-partition-separator=false expect/);
+        }
+      }
+      // A date of another separator's shape is refused (pingcap/ticdc path_key_test.go: "date does not match separator").
+      expect(() => parseFolderLevels(['2023-05-09'], { dateSeparator: 'month', enablePartitionSeparator: true }, 'a/b/1/2023-05-09/meta/CDC.index')).to.throw(
+        DecodeError,
+        'a/b/1/2023-05-09/meta/CDC.index: one level after the table version ("2023-05-09"), but date-separator=month and enable-partition-separator=true expect {date YYYY-MM} or {partitionId}/{date YYYY-MM}; ' +
+          "it reads with date-separator=day (date 2023-05-09): was the sink run with that? Pass the sink's settings (--date-separator, --enable-partition-separator)",
+      );
+      expect(() => parseFolderLevels(['55', '2023', 'x'], { dateSeparator: 'year', enablePartitionSeparator: true }, 'w')).to.throw(DecodeError, /^w: 3 levels after the table version .*no date-separator or enable-partition-separator setting reads it/);
     });
   });
 

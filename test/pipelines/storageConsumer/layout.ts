@@ -1,7 +1,7 @@
 /** Writes a storage sink layout directly with the lib/codec encoders, for consumer tests that need exact files. */
 import type { DdlEvent, RowChange, TableDef } from '../../../lib/codec/index.ts';
 import { encodeCanalJsonRows, encodeCsvRows, encodeSchemaFile } from '../../../lib/codec/index.ts';
-import { dataFilePath, formatIndexFile, indexFilePath, metadataFile } from '../../../lib/codec/layout.ts';
+import { dataFilePath, FIRST_FILE_INDEX, formatIndexFile, indexFilePath, metadataFile, type DataFolder } from '../../../lib/codec/layout.ts';
 import type { ExternalStorage } from '../../../lib/storage/storage.ts';
 
 const UTF8 = new TextEncoder();
@@ -29,12 +29,24 @@ export async function putSchema(storage: ExternalStorage, event: DdlEvent | Tabl
   return file.path;
 }
 
-/** Data files of one folder, index 0.., and its index file naming the last. Returns their paths. */
-export async function putDataFiles(storage: ExternalStorage, table: TableDef, files: RowChange[][], protocol: 'csv' | 'canal-json' = 'csv', date = '2024-05-01'): Promise<string[]> {
-  const folder = { schema: table.schema, table: table.table, tableVersion: table.version, date };
+/**
+ * Data files of one folder, numbered from 1 as TiCDC numbers them, and its index file naming the
+ * last. `date` '' writes no date level; `partitionId` adds a partition level. Returns their paths.
+ */
+export async function putDataFiles(
+  storage: ExternalStorage,
+  table: TableDef,
+  files: RowChange[][],
+  protocol: 'csv' | 'canal-json' = 'csv',
+  date = '2024-05-01',
+  partitionId?: bigint,
+): Promise<string[]> {
+  const folder: DataFolder = { schema: table.schema, table: table.table, tableVersion: table.version };
+  if (partitionId !== undefined) folder.partitionId = partitionId;
+  if (date !== '') folder.date = date;
   const paths: string[] = [];
-  for (const [index, rows] of files.entries()) {
-    const path = dataFilePath({ ...folder, index, extension: protocol === 'csv' ? '.csv' : '.json', fileIndexWidth: 6 });
+  for (const [offset, rows] of files.entries()) {
+    const path = dataFilePath({ ...folder, index: FIRST_FILE_INDEX + offset, extension: protocol === 'csv' ? '.csv' : '.json', fileIndexWidth: 6 });
     const text = protocol === 'csv' ? encodeCsvRows(rows, table, { includeCommitTs: true }) : encodeCanalJsonRows(rows, table);
     await storage.put(path, UTF8.encode(text));
     paths.push(path);

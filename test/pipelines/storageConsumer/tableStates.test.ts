@@ -43,6 +43,17 @@ describe('storage consumer table states', () => {
     expect(states.heldDefinitions).to.equal(1);
   });
 
+  it('keeps each partition (and dispatcher) stream of a table at its own position', async () => {
+    const { states } = await withSchemaFile(60_000);
+    const at = (stream: string, fileIndex: number, commitTs: bigint) => ({ schema: 'shop', table: 'orders', stream, tableVersion: 100n, date: '', fileIndex, commitTs });
+    states.load([at('1093/', 7, 500n), at('1094/', 2, 300n), at('1094/d1', 4, 400n), { ...at('#ddl', -1, 100n) }]);
+    expect(states.position(KEY, '1093/')).to.deep.equal({ tableVersion: 100n, date: '', fileIndex: 7, commitTs: 500n });
+    expect(states.position(KEY, '1094/')).to.deep.equal({ tableVersion: 100n, date: '', fileIndex: 2, commitTs: 300n });
+    expect(states.position(KEY, '1094/d1')).to.deep.equal({ tableVersion: 100n, date: '', fileIndex: 4, commitTs: 400n });
+    expect(states.position(KEY, '1095/'), 'a partition never applied').to.equal(undefined);
+    expect(states.ddlVersion(KEY)).to.equal(100n);
+  });
+
   it('drops the definitions of a dropped table, keeping its applied DDL version', async () => {
     const { states, schemaByVersion, ref } = await withSchemaFile(60_000);
     await states.definition(KEY, 100n, schemaByVersion);

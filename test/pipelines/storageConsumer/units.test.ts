@@ -6,7 +6,9 @@ import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.
 import { alterFromDiff, createTableSql, planDdl, UnsupportedDdlError } from '../../../pipelines/storageConsumer/ddl.ts';
 import { decodeDataFile } from '../../../pipelines/storageConsumer/decodeFile.ts';
 import { Discovery } from '../../../pipelines/storageConsumer/discovery.ts';
-import { classifyKey, parseIndexPath } from '../../../pipelines/storageConsumer/pathKey.ts';
+import { DecodeError } from '../../../lib/codec/changeEvent.ts';
+import type { DateSeparator, FolderLayout } from '../../../lib/codec/layout.ts';
+import { classifyKey, parseIndexPath, type IndexFolder } from '../../../pipelines/storageConsumer/pathKey.ts';
 import { planRound, type AppliedState } from '../../../pipelines/storageConsumer/roundPlan.ts';
 import { tableWriter, writeRows } from '../../../pipelines/storageConsumer/rowWriter.ts';
 import { freshDatabase, sharedMariaDb } from '../../support/mariadb.ts';
@@ -14,40 +16,129 @@ import { serviceOrSkip } from '../../support/services.ts';
 import { ddl, def, insert, putDataFiles, putMetadata, putSchema } from './layout.ts';
 
 const NOTHING_APPLIED: AppliedState = { ddlVersion: () => undefined, position: () => undefined };
+/** TiCDC's default layout: date-separator day, enable-partition-separator true. */
+const TICDC_DEFAULT: FolderLayout = { dateSeparator: 'day', enablePartitionSeparator: true };
+const layoutOf = (dateSeparator: DateSeparator, enablePartitionSeparator: boolean): FolderLayout => ({ dateSeparator, enablePartitionSeparator });
 
 describe('storageConsumer pieces', () => {
   describe('pathKey', () => {
     it('classifies schema, index and data keys and reads folders (date, partition, dispatcher)', () => {
-      expect(classifyKey('metadata')).to.deep.equal({ kind: 'metadata' });
-      expect(classifyKey('s/t/meta/schema_5_0000000001.json')).to.deep.include({ kind: 'schema' });
-      expect(classifyKey('s/meta/schema_5_0000000001.json')).to.deep.equal({ kind: 'schema', ref: { path: 's/meta/schema_5_0000000001.json', schema: 's', tableVersion: 5n, checksum: 1 } });
-      expect(classifyKey('s/t/5/2024-05-01/CDC000001.csv')).to.deep.equal({ kind: 'data', folderPath: 's/t/5/2024-05-01' });
-      expect(parseIndexPath('s/t/5/77/2024-05/meta/CDC_d1.index')).to.deep.include({ tableVersion: 5n, partitionId: '77', date: '2024-05', dispatcherId: 'd1', folderPath: 's/t/5/77/2024-05' });
-      expect(parseIndexPath('s/t/5/meta/CDC.index')).to.deep.include({ date: '', folderPath: 's/t/5' });
-      expect(() => parseIndexPath('s/t/x5/meta/CDC.index')).to.throw(/not a number/);
-      expect(() => classifyKey('s/t/meta/schema_5_1.json')).to.throw(/not a schema file name/);
+      expect(classifyKey('metadata', TICDC_DEFAULT)).to.deep.equal({ kind: 'metadata' });
+      expect(classifyKey('s/t/meta/schema_5_0000000001.json', TICDC_DEFAULT)).to.deep.include({ kind: 'schema' });
+      expect(classifyKey('s/meta/schema_5_0000000001.json', TICDC_DEFAULT)).to.deep.equal({ kind: 'schema', ref: { path: 's/meta/schema_5_0000000001.json', schema: 's', tableVersion: 5n, checksum: 1 } });
+      expect(classifyKey('s/t/5/2024-05-01/CDC000001.csv', TICDC_DEFAULT)).to.deep.equal({ kind: 'data', folderPath: 's/t/5/2024-05-01', name: 'CDC000001.csv' });
+      expect(parseIndexPath('s/t/5/77/2024-05/meta/CDC_d1.index', layoutOf('month', true))).to.deep.include({ tableVersion: 5n, partitionId: '77', date: '2024-05', dispatcherId: 'd1', folderPath: 's/t/5/77/2024-05' });
+      expect(parseIndexPath('s/t/5/meta/CDC.index', layoutOf('none', false))).to.deep.include({ date: '', folderPath: 's/t/5' });
+      expect(() => parseIndexPath('s/t/x5/meta/CDC.index', layoutOf('none', false))).to.throw(/not a number/);
+      expect(() => classifyKey('s/t/meta/schema_5_1.json', TICDC_DEFAULT)).to.throw(/not a schema file name/);
+    });
+
+    it("reads upstream's index file paths by the configured date separator (pingcap/ticdc pkg/cloudstorage path_test.go, path_key_test.go)", () => {
+      // pingcap/ticdc pkg/cloudstorage/path_test.go TestGenerateAndParseIndexFilePath: "schema table with date"
+      // (table across nodes) and "partition with date" (TableID 55, IsPartition, enable-partition-separator).
+      expect(parseIndexPath('test/table1/5/2023-05-09/meta/CDC_0a1b.index', layoutOf('day', true))).to.deep.equal({
+        indexPath: 'test/table1/5/2023-05-09/meta/CDC_0a1b.index',
+        folderPath: 'test/table1/5/2023-05-09',
+        schema: 'test',
+        table: 'table1',
+        tableVersion: 5n,
+        date: '2023-05-09',
+        dispatcherId: '0a1b',
+      });
+      expect(parseIndexPath('test/table1/5/55/2023-05-09/meta/CDC.index', layoutOf('day', true))).to.deep.include({ partitionId: '55', date: '2023-05-09', folderPath: 'test/table1/5/55/2023-05-09' });
+      // pingcap/ticdc pkg/cloudstorage/path_key_test.go TestGenerateDMLFilePath: the folders of
+      // schema1/table1/123456/2023-05-09/CDC_{id}_...010.csv and schema1/table1/123456/55/2023-05-09/CDC_{id}_...010.csv (day).
+      expect(parseIndexPath('schema1/table1/123456/2023-05-09/meta/CDC.index', layoutOf('day', true))).to.deep.include({ tableVersion: 123456n, date: '2023-05-09' }).and.not.have.property('partitionId');
+      expect(parseIndexPath('schema1/table1/123456/55/2023-05-09/meta/CDC.index', layoutOf('day', true))).to.deep.include({ tableVersion: 123456n, partitionId: '55', date: '2023-05-09' });
+      // pingcap/ticdc pkg/cloudstorage/path_key_test.go TestParseIndexFilePathRejectsUnsupportedPath: all three refused.
+      expect(() => parseIndexPath('test/binary_columns_dummy/2026-06-23/meta/CDC.index', layoutOf('day', true))).to.throw(DecodeError);
+      expect(() => classifyKey('schema1/table1/123456/meta/notCDC.index', layoutOf('none', true))).to.throw(DecodeError, /is not an index file name/);
+      expect(() => parseIndexPath('schema1/table1/123456/2023-05-09/meta/CDC.index', layoutOf('month', true))).to.throw(DecodeError, /date-separator=month .*it reads with date-separator=day \(date 2023-05-09\)/);
+    });
+
+    it('every date separator, with and without partitions: the configuration decides, never the shape', () => {
+      const dates: Record<DateSeparator, string> = { none: '', year: '2024', month: '2024-05', day: '2024-05-01' };
+      for (const separator of ['none', 'year', 'month', 'day'] as const) {
+        const date = dates[separator];
+        const plain = date === '' ? 's/t/5' : `s/t/5/${date}`;
+        const partitioned = date === '' ? 's/t/5/1093' : `s/t/5/1093/${date}`;
+        for (const partitions of [true, false]) {
+          const layout = layoutOf(separator, partitions);
+          const what = `${separator}, partitions ${partitions}`;
+          const folder = parseIndexPath(`${plain}/meta/CDC.index`, layout);
+          expect(folder, what).to.deep.include({ folderPath: plain, date }).and.not.have.property('partitionId');
+          if (partitions) expect(parseIndexPath(`${partitioned}/meta/CDC.index`, layout), what).to.deep.include({ folderPath: partitioned, partitionId: '1093', date });
+          else expect(() => parseIndexPath(`${partitioned}/meta/CDC.index`, layout), what).to.throw(DecodeError, /enable-partition-separator=true/);
+        }
+      }
+    });
+
+    it('a level the configuration does not expect fails naming the key and the setting that reads it', () => {
+      // The case of issue 13: with date-separator=none, …/{version}/1093/ is a partition, never a year.
+      expect(parseIndexPath('s/t/5/1093/meta/CDC.index', layoutOf('none', true))).to.deep.include({ partitionId: '1093', date: '' });
+      expect(parseIndexPath('s/t/5/1093/meta/CDC.index', layoutOf('year', true))).to.deep.include({ date: '1093' }).and.not.have.property('partitionId');
+      expect(() => parseIndexPath('s/t/5/1093/meta/CDC.index', layoutOf('none', false))).to.throw(
+        DecodeError,
+        's/t/5/1093/meta/CDC.index: one level after the table version ("1093"), but date-separator=none and enable-partition-separator=false expect none; ' +
+          'it reads with enable-partition-separator=true (partition 1093) or with date-separator=year (date 1093): was the sink run with one of those? ' +
+          "Pass the sink's settings (--date-separator, --enable-partition-separator)",
+      );
+      expect(() => parseIndexPath('s/t/5/meta/CDC.index', TICDC_DEFAULT)).to.throw(
+        DecodeError,
+        's/t/5/meta/CDC.index: no level after the table version, but date-separator=day and enable-partition-separator=true expect {date YYYY-MM-DD} or {partitionId}/{date YYYY-MM-DD}; ' +
+          "it reads with date-separator=none (no partition, no date): was the sink run with that? Pass the sink's settings (--date-separator, --enable-partition-separator)",
+      );
+      expect(() => parseIndexPath('s/t/5/2024-05-01/meta/CDC.index', layoutOf('none', true))).to.throw(DecodeError, /it reads with date-separator=day \(date 2024-05-01\)/);
+      expect(() => parseIndexPath('s/t/5/x/meta/CDC.index', TICDC_DEFAULT)).to.throw(DecodeError, /no date-separator or enable-partition-separator setting reads it/);
+      expect(() => parseIndexPath('s/t/5/0093/meta/CDC.index', layoutOf('none', true)), 'a partition id has no leading zero').to.throw(DecodeError, /date-separator=year \(date 0093\)/);
+      expect(() => parseIndexPath('s/t/5/9223372036854775808/meta/CDC.index', layoutOf('none', true)), 'past int64').to.throw(DecodeError);
     });
   });
 
   describe('planRound (FORMATS.md order)', () => {
     const ref = (table: string, v: bigint) => ({ path: `s/${table}/meta/schema_${v}_0000000000.json`, schema: 's', table, tableVersion: v, checksum: 0 });
-    const folder = (table: string, v: bigint, date: string, newestIndex: number) => ({
-      folder: { indexPath: `s/${table}/${v}/${date}/meta/CDC.index`, folderPath: `s/${table}/${v}/${date}`, schema: 's', table, tableVersion: v, date },
-      newestName: `CDC${String(newestIndex).padStart(6, '0')}.csv`,
-      newestIndex,
-    });
+    const folder = (table: string, v: bigint, date: string, newestIndex: number, partitionId?: string) => {
+      const folderPath = [`s/${table}/${v}`, partitionId, date].filter((level) => level !== undefined && level !== '').join('/');
+      const indexed: IndexFolder = { indexPath: `${folderPath}/meta/CDC.index`, folderPath, schema: 's', table, tableVersion: v, date };
+      if (partitionId !== undefined) indexed.partitionId = partitionId;
+      return { folder: indexed, newestName: `CDC${String(newestIndex).padStart(6, '0')}.csv`, newestIndex };
+    };
+    const paths = (plan: ReturnType<typeof planRound>) => plan.items.map((i) => (i.kind === 'ddl' ? `ddl ${i.tableKey}@${i.tableVersion}` : i.path));
 
-    it('orders by table version, DDL before its DML, then date, then table, then file index', () => {
-      const plan = planRound([ref('b', 10n), ref('a', 10n), ref('a', 20n)], [folder('a', 20n, '2024-05-02', 0), folder('a', 10n, '2024-05-02', 0), folder('a', 10n, '2024-05-01', 1), folder('b', 10n, '2024-05-01', 0)], NOTHING_APPLIED);
-      expect(plan.items.map((i) => (i.kind === 'ddl' ? `ddl ${i.tableKey}@${i.tableVersion}` : i.path))).to.deep.equal([
+    it('orders by table version, DDL before its DML, then date, then table, then file index; files from 1 to the index', () => {
+      const plan = planRound([ref('b', 10n), ref('a', 10n), ref('a', 20n)], [folder('a', 20n, '2024-05-02', 1), folder('a', 10n, '2024-05-02', 1), folder('a', 10n, '2024-05-01', 2), folder('b', 10n, '2024-05-01', 1)], NOTHING_APPLIED);
+      expect(paths(plan)).to.deep.equal([
         'ddl s/a@10',
         'ddl s/b@10',
-        's/a/10/2024-05-01/CDC000000.csv',
         's/a/10/2024-05-01/CDC000001.csv',
-        's/b/10/2024-05-01/CDC000000.csv',
-        's/a/10/2024-05-02/CDC000000.csv',
+        's/a/10/2024-05-01/CDC000002.csv',
+        's/b/10/2024-05-01/CDC000001.csv',
+        's/a/10/2024-05-02/CDC000001.csv',
         'ddl s/a@20',
-        's/a/20/2024-05-02/CDC000000.csv',
+        's/a/20/2024-05-02/CDC000001.csv',
+      ]);
+    });
+
+    it('reads indexes 1..N: never a file 0', () => {
+      // pingcap/ticdc cmd/storage-consumer/consumer.go diffDMLMaps: a new folder's range is start 1 to the index file's value.
+      const plan = planRound([ref('a', 10n)], [folder('a', 10n, '2024-05-01', 3)], NOTHING_APPLIED);
+      expect(plan.items.filter((i) => i.kind === 'data').map((i) => i.kind === 'data' && i.fileIndex)).to.deep.equal([1, 2, 3]);
+    });
+
+    it('orders partitions (by number, none first) before dates, as upstream CompareDMLPathKey', () => {
+      // pingcap/ticdc pkg/cloudstorage/path_key.go CompareDMLPathKey: table version, partition, date, then table.
+      const plan = planRound(
+        [ref('a', 10n), ref('b', 10n)],
+        [folder('a', 10n, '2024-05-02', 1, '1093'), folder('a', 10n, '2024-05-01', 1, '1093'), folder('a', 10n, '2024-05-02', 1, '99'), folder('b', 10n, '2024-05-03', 1)],
+        NOTHING_APPLIED,
+      );
+      expect(paths(plan)).to.deep.equal([
+        'ddl s/a@10',
+        'ddl s/b@10',
+        's/b/10/2024-05-03/CDC000001.csv',
+        's/a/10/99/2024-05-02/CDC000001.csv',
+        's/a/10/1093/2024-05-01/CDC000001.csv',
+        's/a/10/1093/2024-05-02/CDC000001.csv',
       ]);
     });
 
@@ -56,9 +147,27 @@ describe('storageConsumer pieces', () => {
         ddlVersion: (key) => (key === 's/a' ? 10n : undefined),
         position: (key) => (key === 's/a' ? { tableVersion: 10n, date: '2024-05-01', fileIndex: 1, commitTs: 15n } : undefined),
       };
-      const plan = planRound([ref('a', 10n)], [folder('a', 10n, '2024-05-01', 3), folder('a', 30n, '2024-05-01', 0), folder('a', 5n, '2024-05-01', 9)], state);
+      const plan = planRound([ref('a', 10n)], [folder('a', 10n, '2024-05-01', 3), folder('a', 30n, '2024-05-01', 1), folder('a', 5n, '2024-05-01', 9)], state);
       expect(plan.items.map((i) => (i.kind === 'data' ? i.path : 'ddl'))).to.deep.equal(['s/a/10/2024-05-01/CDC000002.csv', 's/a/10/2024-05-01/CDC000003.csv']);
       expect(plan.missingSchema.map((f) => f.tableVersion)).to.deep.equal([30n]);
+    });
+
+    it('issue 13: date-separator none and five partitions are five streams; one applied partition skips nothing of the others', () => {
+      const layout = layoutOf('none', true);
+      const partitions = ['1093', '1094', '1095', '1096', '1097'];
+      const folders = partitions.map((id) => ({ folder: parseIndexPath(`s/a/10/${id}/meta/CDC.index`, layout), newestName: 'CDC000002.csv', newestIndex: 2 }));
+      const all = planRound([ref('a', 10n)], folders, NOTHING_APPLIED);
+      const data = all.items.filter((i) => i.kind === 'data');
+      expect(new Set(data.map((i) => i.kind === 'data' && i.stream)).size, 'streams').to.equal(5);
+      expect(data.map((i) => i.kind === 'data' && i.path)).to.deep.equal(partitions.flatMap((id) => [`s/a/10/${id}/CDC000001.csv`, `s/a/10/${id}/CDC000002.csv`]));
+      // Partition 1097 fully applied (its own stream's position); the four others are still planned whole.
+      const applied = data.find((i) => i.kind === 'data' && i.folder.partitionId === '1097')!;
+      const state: AppliedState = {
+        ddlVersion: () => 10n,
+        position: (_key, stream) => (applied.kind === 'data' && stream === applied.stream ? { tableVersion: 10n, date: '', fileIndex: 2, commitTs: 50n } : undefined),
+      };
+      const next = planRound([ref('a', 10n)], folders, state);
+      expect(next.items.map((i) => i.kind === 'data' && i.path)).to.deep.equal(partitions.slice(0, 4).flatMap((id) => [`s/a/10/${id}/CDC000001.csv`, `s/a/10/${id}/CDC000002.csv`]));
     });
   });
 
@@ -159,11 +268,11 @@ describe('storageConsumer pieces', () => {
       }
       await putMetadata(storage, 100n);
       const { wrapped, calls } = counting(storage);
-      const discovery = new Discovery(wrapped, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0 });
+      const discovery = new Discovery(wrapped, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT });
       const done = { schemaFileDone: () => false, folderDone: () => false };
       const first = await discovery.round(done);
       expect(first.listed).to.equal(true);
-      expect(first.folders.map((f) => f.newestIndex)).to.deep.equal([39, 39]);
+      expect(first.folders.map((f) => f.newestIndex)).to.deep.equal([40, 40]);
       expect(first.schemaFiles).to.have.length(2);
       expect(calls.listed, 'keys listed (80 data files exist)').to.be.lessThan(20);
 
@@ -181,6 +290,49 @@ describe('storageConsumer pieces', () => {
       const moved = await discovery.round({ schemaFileDone: () => false, folderDone: (f) => f.table === 'a' });
       expect(moved.listed).to.equal(true);
       expect(moved.folders.map((f) => f.folder.table).sort()).to.deep.equal(['b', 'c']);
+    });
+
+    it('reads folders by its layout: date-separator none, five partitions are five folders', async () => {
+      const storage = new MemoryStorage();
+      const table = def('s', 'p', 10n);
+      await putSchema(storage, table);
+      for (const id of [1093n, 1094n, 1095n, 1096n, 1097n]) await putDataFiles(storage, table, [[insert(table, 11n, { id: Number(id), name: 'x' })]], 'csv', '', id);
+      const discovery = new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: layoutOf('none', true) });
+      const round = await discovery.round({ schemaFileDone: () => false, folderDone: () => false });
+      expect(round.folders.map((f) => [f.folder.partitionId, f.folder.date, f.newestIndex]).sort()).to.deep.equal([
+        ['1093', '', 1],
+        ['1094', '', 1],
+        ['1095', '', 1],
+        ['1096', '', 1],
+        ['1097', '', 1],
+      ]);
+      const wrong = new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: layoutOf('none', false) });
+      const error = await wrong.round({ schemaFileDone: () => false, folderDone: () => false }).then(() => undefined, (e: unknown) => e);
+      expect(error).to.be.instanceOf(DecodeError).with.property('message').that.matches(/^s\/p\/10\/1093\/meta\/CDC\.index: one level after the table version .*enable-partition-separator=true \(partition 1093\)/);
+    });
+
+    it('refuses a data file numbered 0 (named by an index file, or met by the listing), which TiCDC never reads', async () => {
+      const table = def('s', 'z', 10n);
+      const indexOnly = new MemoryStorage();
+      await putSchema(indexOnly, table);
+      await indexOnly.put('s/z/10/2024-05-01/meta/CDC.index', new TextEncoder().encode('CDC000000.csv\n'));
+      const discovery = (storage: MemoryStorage) => new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT });
+      const never = { schemaFileDone: () => false, folderDone: () => false };
+      const named = await discovery(indexOnly).round(never).then(() => undefined, (e: unknown) => e);
+      expect(named).to.be.instanceOf(DecodeError).with.property('message').that.matches(/^s\/z\/10\/2024-05-01\/meta\/CDC\.index: "CDC000000\.csv" is numbered 0, but TiCDC numbers .* from 1 .*read 1\.\.N/);
+      // An old sluice layout across dispatchers: files 0..1, the index naming 1. Reading 1 alone would lose file 0 in silence.
+      const old = new MemoryStorage();
+      await putSchema(old, table);
+      for (const name of ['CDC_d7_000000.csv', 'CDC_d7_000001.csv']) await old.put(`s/z/10/2024-05-01/${name}`, new TextEncoder().encode('"I","z","s",11,1,"a"\r\n'));
+      await old.put('s/z/10/2024-05-01/meta/CDC_d7.index', new TextEncoder().encode('CDC_d7_000001.csv\n'));
+      const listed = await discovery(old).round(never).then(() => undefined, (e: unknown) => e);
+      expect(listed).to.be.instanceOf(DecodeError).with.property('message').that.matches(/^s\/z\/10\/2024-05-01\/CDC_d7_000000\.csv: "CDC_d7_000000\.csv" is numbered 0/);
+      const plain = new MemoryStorage();
+      await putSchema(plain, table);
+      await putDataFiles(plain, table, [[insert(table, 12n, { id: 2, name: 'b' })]]);
+      expect((await discovery(plain).round(never)).folders.map((f) => f.newestIndex), 'a TiCDC layout (1..N) passes').to.deep.equal([1]);
+      await plain.put('s/z/10/2024-05-01/CDC000000.csv', new TextEncoder().encode('"I","z","s",11,1,"a"\r\n'));
+      expect(await discovery(plain).round(never).then(() => undefined, (e: unknown) => e)).to.be.instanceOf(DecodeError).with.property('message').that.contains('CDC000000.csv: "CDC000000.csv" is numbered 0');
     });
   });
 
@@ -225,7 +377,7 @@ describe('storageConsumer pieces', () => {
           `CREATE TABLE \`${db}\`.v (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16), d DECIMAL(30,10), dt DATETIME(6), day DATE, tm TIME, u BIGINT UNSIGNED, j JSON, f DOUBLE, e ENUM('x','y,z'))`,
         );
         for (const [protocol, text] of [['csv', encodeCsvRows(rows, table, { includeCommitTs: true })], ['json', encodeCanalJsonRows(rows, table)]] as const) {
-          const decoded = decodeDataFile(new TextEncoder().encode(text), `${db}/v/1/CDC000000.${protocol}`, table, { includeCommitTs: true, outputOldValue: false });
+          const decoded = decodeDataFile(new TextEncoder().encode(text), `${db}/v/1/CDC000001.${protocol}`, table, { includeCommitTs: true, outputOldValue: false });
           const connection = await pool.getConnection();
           try {
             await connection.query(`DELETE FROM \`${db}\`.v`);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -109,11 +109,71 @@ describe('sluice sink (cli)', () => {
     expect(io.out().split('\r\x1b[K').at(-1)).to.match(new RegExp(`^sluice sink: .*, ${rows.length} rows, .*checkpoint ${expectedCheckpoint}, `));
   });
 
+  it('a rerun on the same input resumes from the metadata checkpoint: skips what is durable and says so', async () => {
+    const args = ['--from', eventsFile, '--to', outUri, '--flush-interval', '100ms', '--file-size', '1KiB'];
+    expect(await run(args, captured())).to.equal(0);
+    const files = await filesUnder(outDir);
+
+    const io = captured();
+    expect(await run(args, io)).to.equal(0);
+    expect(io.err()).to.equal('');
+    const summary = `skipped ${events.length} events at or below the checkpoint ${expectedCheckpoint} (already durable)`;
+    expect(io.out().split('\n')).to.include(summary, 'the progress line');
+    expect(io.out().trimEnd().split('\n').at(-1)).to.match(
+      new RegExp(`^sluice sink: 0 files \\(0 data, 0 schema\\), 0 rows, .*checkpoint ${expectedCheckpoint}, .*; ${summary.replace(/[()]/g, '\\$&')}$`),
+    );
+    expect(await filesUnder(outDir)).to.deep.equal(files, 'no file written again');
+    expect(await readFile(join(outDir, 'metadata'), 'utf8')).to.equal(`{"checkpoint-ts":${expectedCheckpoint}}`);
+  });
+
+  it('with --resume=false, a rerun writes every event again', async () => {
+    const args = ['--from', eventsFile, '--to', outUri, '--flush-interval', '100ms'];
+    expect(await run(args, captured())).to.equal(0);
+    const io = captured();
+    expect(await run([...args, '--resume=false'], io)).to.equal(0);
+    expect(io.out()).to.not.include('skipped');
+    expect(await csvRows(outDir)).to.equal(2 * rows.length);
+  });
+
+  it('fails with exit 1 on a metadata file that is not a checkpoint, with a hint naming --resume=false', async () => {
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, 'metadata'), 'not json');
+    const io = captured();
+    expect(await run(['--from', eventsFile, '--to', outUri], io)).to.equal(1);
+    expect(io.err()).to.include('cannot resume from "metadata"');
+    expect(io.err()).to.include('hint: restore file://').and.to.include('/metadata, or run with --resume=false');
+    expect(await filesUnder(outDir)).to.deep.equal(['metadata']);
+  });
+
+  it('--enable-tidb-extension=false writes canal-json rows without _tidb; by default every row has it', async () => {
+    const jsonRows = async () => {
+      const texts = await Promise.all((await filesUnder(outDir)).filter((f) => f.endsWith('.json') && !f.includes('/meta/')).map((f) => readFile(join(outDir, f), 'utf8')));
+      return texts.join('').split('\r\n').filter(Boolean);
+    };
+    const args = ['--from', eventsFile, '--to', outUri, '--protocol', 'canal-json', '--flush-interval', '100ms'];
+    const io = captured();
+    expect(await run([...args, '--enable-tidb-extension=false'], io)).to.equal(0);
+    expect(io.err()).to.equal('');
+    const without = await jsonRows();
+    expect(without).to.have.length(rows.length);
+    for (const line of without) expect(line).to.not.contain('_tidb');
+    await rm(outDir, { recursive: true, force: true });
+    expect(await run(args, captured())).to.equal(0);
+    const withTs = await jsonRows();
+    expect(withTs).to.have.length(rows.length);
+    for (const line of withTs) expect(line).to.match(/,"_tidb":\{"commitTs":\d+\}\}$/);
+    const csv = captured();
+    expect(await run(['--from', eventsFile, '--to', outUri, '--enable-tidb-extension'], csv)).to.equal(2);
+    expect(csv.err()).to.include('--enable-tidb-extension applies to --protocol canal-json only, got --protocol csv');
+  });
+
   it('rejects an unknown flag with exit 2, naming it and listing the flags', async () => {
     const io = captured();
     expect(await run(['--from', eventsFile, '--to', outUri, '--nope'], io)).to.equal(2);
     expect(io.err()).to.include("'--nope'");
-    expect(io.err()).to.include('the flags are --from, --to, --protocol, --flush-interval, --file-size, --date-separator, --file-index-width, --table-across-dispatchers, --help');
+    // The list grows with the csv and layout flags: the order of the first ones, and that each is named.
+    expect(io.err()).to.include('the flags are --from, --to, --protocol, --flush-interval, --file-size, --date-separator, --file-index-width, --table-across-dispatchers, ');
+    for (const flag of ['--resume', '--help']) expect(io.err()).to.match(new RegExp(`the flags are .*${flag}\\b`));
     expect(io.err()).to.include('usage: sluice sink');
   });
 

@@ -25,6 +25,22 @@ describe('storage sink dispatcher positions', () => {
     expect(positions.checkpointTs).to.equal(100n);
   });
 
+  it('resumed from a checkpoint: completion with no event reaches it, and rows above it start from it', () => {
+    const idle = new DispatcherPositions();
+    idle.resumeFrom(500n);
+    expect(idle.checkpointTs).to.equal(undefined, 'nothing to say before the input ends');
+    idle.completeAll();
+    expect(idle.checkpointTs).to.equal(500n);
+
+    const positions = new DispatcherPositions();
+    positions.resumeFrom(500n);
+    positions.admitRow('a', 501n);
+    expect(positions.checkpointTs).to.equal(500n);
+    positions.rowDurable('a');
+    positions.completeAll();
+    expect(positions.checkpointTs).to.equal(501n);
+  });
+
   it('rows become durable oldest first: the checkpoint stays below the oldest row not reported', () => {
     const positions = new DispatcherPositions();
     for (const ts of [10n, 20n, 30n]) positions.admitRow('a', ts);

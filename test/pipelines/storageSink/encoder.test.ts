@@ -13,6 +13,7 @@ import { createRowEncoder, folderKey, type EncodedRow } from '../../../pipelines
 import { RowArena, rowsFileBytes } from '../../../pipelines/storageSink/rowArena.ts';
 import { TableRegistry, UnknownTableVersionError } from '../../../pipelines/storageSink/tableRegistry.ts';
 import { tableWithRowsArb } from '../../codec/arbitraries.ts';
+import { csvDialectArb } from '../../codec/csvDialects.ts';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 /** A data file of encoded rows, as the sink's writer assembles it. */
@@ -85,6 +86,19 @@ describe('storage sink row encoder', () => {
     expect(bytes.endsWith('}\r\n')).to.equal(true);
     clockMs = 5;
     expect(clocked(insert()).text).to.contain(',"ts":5,');
+  });
+
+  it('writes canal-json without _tidb with canalJson.enableTidbExtension false, with it by default', () => {
+    const plain = createRowEncoder({ protocol: 'canal-json', tables: registry(orders), canalJson: { enableTidbExtension: false } });
+    expect(plain(update).text).to.equal(encodeCanalJsonRows([update], orders, { enableTidbExtension: false }));
+    expect(plain(update).text).to.not.contain('_tidb');
+    expect(plain(update).text).to.match(/\]\}\r\n$/);
+    let clockMs = 7;
+    const clocked = createRowEncoder({ protocol: 'canal-json', tables: registry(orders), canalJson: { enableTidbExtension: false }, buildTimeMs: () => clockMs });
+    expect(clocked(insert()).text).to.contain(',"ts":7,');
+    expect(clocked(insert()).text).to.not.contain('_tidb');
+    clockMs = 8;
+    expect(createRowEncoder({ protocol: 'canal-json', tables: registry(orders) })(insert()).text).to.contain(`"_tidb":{"commitTs":${LATE_EVENING}}`);
   });
 
   it('computes the folder with each date separator, without a date for none', () => {
@@ -179,6 +193,36 @@ describe('storage sink row encoder', () => {
     );
   });
 
+  it('a data file of encoded rows equals the codec output in every csv dialect (terminator, quote, delimiter, null, hex)', () => {
+    fc.assert(
+      fc.property(csvDialectArb, tableWithRowsArb, (csv, [table, rows]) => {
+        const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'none', tables: registry(table), csv });
+        const sameFile = rows.map((row) => ({ ...row, dispatcherId: 'd', commitTs: LATE_EVENING }));
+        const encoded = sameFile.map(encode);
+        expect(encoded.every((row) => row.text.endsWith(csv.terminator))).to.equal(true);
+        expect(text(fileOf(encoded))).to.equal(encodeCsvRows(sameFile, table, csv));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a data file starts with its header bytes when given (output-field-header), and counts the rows\' bytes alone', () => {
+    const encode = createRowEncoder({ protocol: 'csv', tables: registry(orders) });
+    const rows = [encode(insert()), encode(insert({ op: 'delete' }))];
+    const arena = new RowArena();
+    const items = rows.map((row) => arena.rowOf(row));
+    const length = rows.reduce((sum, row) => sum + row.bytes, 0);
+    const header = Buffer.from('ticdc-meta$operation,ticdc-meta$table,ticdc-meta$schema,id,name,price\r\n');
+    expect(rowsFileBytes(items, length, header).toString()).to.equal(header.toString() + rows[0]!.text + rows[1]!.text);
+    expect(() => rowsFileBytes(items, length + 1, header)).to.throw(RangeError, `rowsFileBytes: the rows are ${length} bytes, not the ${length + 1} given`);
+  });
+
+  it('checks its csv dialect when created, naming the option', () => {
+    const tables = new TableRegistry();
+    expect(() => createRowEncoder({ protocol: 'csv', tables, csv: { terminator: '' } })).to.throw(InvalidOptionError, 'createRowEncoder: option csv.terminator must be not empty');
+    expect(() => createRowEncoder({ protocol: 'csv', tables, csv: { quote: '', delimiter: '\\' } })).to.throw(InvalidOptionError, 'createRowEncoder: option csv.delimiter must be free of backslashes');
+  });
+
   it('checks its options when created', () => {
     const tables = new TableRegistry();
     expect(() => createRowEncoder({ protocol: 'avro' as 'csv', tables })).to.throw(InvalidOptionError, `createRowEncoder: option protocol must be 'csv' or 'canal-json', got "avro"`);
@@ -186,5 +230,10 @@ describe('storage sink row encoder', () => {
     expect(() => createRowEncoder({ protocol: 'csv', tables: {} as TableRegistry })).to.throw(InvalidOptionError, 'option tables must be a TableRegistry');
     expect(() => createRowEncoder({ protocol: 'canal-json', tables, csv: {} })).to.throw(InvalidOptionError, "option csv must be absent with protocol 'canal-json'");
     expect(() => createRowEncoder({ protocol: 'csv', tables, buildTimeMs: () => 1 })).to.throw(InvalidOptionError, "option buildTimeMs must be absent with protocol 'csv'");
+    expect(() => createRowEncoder({ protocol: 'csv', tables, canalJson: {} })).to.throw(InvalidOptionError, "option canalJson must be absent with protocol 'csv'");
+    expect(() => createRowEncoder({ protocol: 'canal-json', tables, canalJson: { enableTidbExtension: 'no' as unknown as boolean } })).to.throw(
+      InvalidOptionError,
+      'option canalJson.enableTidbExtension must be a boolean',
+    );
   });
 });

@@ -170,56 +170,58 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
       await opened.cleanup();
     });
 
-    it('writes CDC{index}.csv with width 6 in order and moves meta/CDC.index after each', async () => {
+    it('writes CDC{index}.csv with width 6 in order from 1, as TiCDC, and moves meta/CDC.index after each', async () => {
+      // pingcap/ticdc pkg/cloudstorage/path_test.go TestGenerateDataFilePath: a folder's first file is ..._000001.
       const out = output();
       const results = [];
       for (const payload of ['a\r\n', 'b\r\n', 'c\r\n']) results.push(await out.writeDataFile(orders, bytesOf(payload)));
       expect(results).to.deep.equal([
-        { path: `${ORDERS}/CDC000000.csv`, index: 0 },
         { path: `${ORDERS}/CDC000001.csv`, index: 1 },
         { path: `${ORDERS}/CDC000002.csv`, index: 2 },
+        { path: `${ORDERS}/CDC000003.csv`, index: 3 },
       ]);
       expect(await keysUnder(storage, 'shop/')).to.deep.equal([
-        `${ORDERS}/CDC000000.csv`,
         `${ORDERS}/CDC000001.csv`,
         `${ORDERS}/CDC000002.csv`,
+        `${ORDERS}/CDC000003.csv`,
         `${ORDERS}/meta/CDC.index`,
       ]);
-      expect(textOf(await storage.get(`${ORDERS}/CDC000001.csv`))).to.equal('b\r\n');
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000002.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/CDC000002.csv`))).to.equal('b\r\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000003.csv\n');
       expect(out.heldFolders).to.equal(1);
     });
 
     it('writes CDC{20 digits}.json by default width, in a folder without date and with a partition', async () => {
       const out = output({ extension: '.json', fileIndexWidth: undefined });
       const folder: DataFolder = { schema: 'shop', table: 'items', tableVersion: 7n, partitionId: 42 };
-      expect(await out.writeDataFile(folder, bytesOf('{"id":1}\n'))).to.deep.equal({ path: 'shop/items/7/42/CDC00000000000000000000.json', index: 0 });
-      expect(await out.writeDataFile(folder, bytesOf('{"id":2}\n'))).to.deep.equal({ path: 'shop/items/7/42/CDC00000000000000000001.json', index: 1 });
-      expect(textOf(await storage.get('shop/items/7/42/meta/CDC.index'))).to.equal('CDC00000000000000000001.json\n');
-      expect(textOf(await storage.get('shop/items/7/42/CDC00000000000000000000.json'))).to.equal('{"id":1}\n');
+      expect(await out.writeDataFile(folder, bytesOf('{"id":1}\n'))).to.deep.equal({ path: 'shop/items/7/42/CDC00000000000000000001.json', index: 1 });
+      expect(await out.writeDataFile(folder, bytesOf('{"id":2}\n'))).to.deep.equal({ path: 'shop/items/7/42/CDC00000000000000000002.json', index: 2 });
+      expect(textOf(await storage.get('shop/items/7/42/meta/CDC.index'))).to.equal('CDC00000000000000000002.json\n');
+      expect(textOf(await storage.get('shop/items/7/42/CDC00000000000000000001.json'))).to.equal('{"id":1}\n');
     });
 
     it('keeps one counter per dispatcher: CDC_{id}_{index} with meta/CDC_{id}.index, beside the plain counter', async () => {
       const out = output();
-      expect((await out.writeDataFile(orders, bytesOf('d1 a'), 'd1')).path).to.equal(`${ORDERS}/CDC_d1_000000.csv`);
-      expect((await out.writeDataFile(orders, bytesOf('d7 a'), '7')).path).to.equal(`${ORDERS}/CDC_7_000000.csv`);
-      expect((await out.writeDataFile(orders, bytesOf('d1 b'), 'd1')).path).to.equal(`${ORDERS}/CDC_d1_000001.csv`);
-      expect((await out.writeDataFile(orders, bytesOf('plain'))).path).to.equal(`${ORDERS}/CDC000000.csv`);
+      expect((await out.writeDataFile(orders, bytesOf('d1 a'), 'd1')).path).to.equal(`${ORDERS}/CDC_d1_000001.csv`);
+      expect((await out.writeDataFile(orders, bytesOf('d7 a'), '7')).path).to.equal(`${ORDERS}/CDC_7_000001.csv`);
+      expect((await out.writeDataFile(orders, bytesOf('d1 b'), 'd1')).path).to.equal(`${ORDERS}/CDC_d1_000002.csv`);
+      expect((await out.writeDataFile(orders, bytesOf('plain'))).path).to.equal(`${ORDERS}/CDC000001.csv`);
       expect(await keysUnder(storage, `${ORDERS}/meta/`)).to.deep.equal([`${ORDERS}/meta/CDC.index`, `${ORDERS}/meta/CDC_7.index`, `${ORDERS}/meta/CDC_d1.index`]);
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_d1.index`))).to.equal('CDC_d1_000001.csv\n');
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_7.index`))).to.equal('CDC_7_000000.csv\n');
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000000.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_d1.index`))).to.equal('CDC_d1_000002.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_7.index`))).to.equal('CDC_7_000001.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000001.csv\n');
       expect(out.heldFolders).to.equal(3);
     });
 
-    it('starts a new date folder at index 0', async () => {
+    it('starts a new date folder at index 1 again', async () => {
+      // pingcap/ticdc pkg/cloudstorage/path_test.go TestGenerateDataFilePath: "day changed" gives 2023-01-01/..._000001.
       const out = output();
       await out.writeDataFile(orders, bytesOf('1'));
       await out.writeDataFile(orders, bytesOf('2'));
       const nextDay = await out.writeDataFile({ ...orders, date: '2024-05-02' }, bytesOf('3'));
-      expect(nextDay).to.deep.equal({ path: 'shop/orders/4350/2024-05-02/CDC000000.csv', index: 0 });
-      expect(textOf(await storage.get('shop/orders/4350/2024-05-02/meta/CDC.index'))).to.equal('CDC000000.csv\n');
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000001.csv\n');
+      expect(nextDay).to.deep.equal({ path: 'shop/orders/4350/2024-05-02/CDC000001.csv', index: 1 });
+      expect(textOf(await storage.get('shop/orders/4350/2024-05-02/meta/CDC.index'))).to.equal('CDC000001.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000002.csv\n');
     });
 
     it('puts the data file, then its index file, and only then resolves', async () => {
@@ -231,18 +233,18 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
       expect(storage.calls).to.deep.equal([
         `get> ${ORDERS}/meta/CDC.index`,
         `get< ${ORDERS}/meta/CDC.index`,
-        `exists> ${ORDERS}/CDC000000.csv`,
-        `exists< ${ORDERS}/CDC000000.csv`,
-        `put> ${ORDERS}/CDC000000.csv`,
-        `put< ${ORDERS}/CDC000000.csv`,
-        `put> ${ORDERS}/meta/CDC.index = CDC000000.csv`,
-        `put< ${ORDERS}/meta/CDC.index = CDC000000.csv`,
-        `resolved ${ORDERS}/CDC000000.csv`,
+        `exists> ${ORDERS}/CDC000001.csv`,
+        `exists< ${ORDERS}/CDC000001.csv`,
         `put> ${ORDERS}/CDC000001.csv`,
         `put< ${ORDERS}/CDC000001.csv`,
         `put> ${ORDERS}/meta/CDC.index = CDC000001.csv`,
         `put< ${ORDERS}/meta/CDC.index = CDC000001.csv`,
         `resolved ${ORDERS}/CDC000001.csv`,
+        `put> ${ORDERS}/CDC000002.csv`,
+        `put< ${ORDERS}/CDC000002.csv`,
+        `put> ${ORDERS}/meta/CDC.index = CDC000002.csv`,
+        `put< ${ORDERS}/meta/CDC.index = CDC000002.csv`,
+        `resolved ${ORDERS}/CDC000002.csv`,
       ]);
       expect(storage.danglingIndexes).to.deep.equal([]);
     });
@@ -272,46 +274,60 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
       for (const payload of ['1', '2', '3']) await first.writeDataFile(orders, bytesOf(payload), 'd1');
       storage.calls.length = 0;
       const second = output();
-      expect(await second.writeDataFile(orders, bytesOf('4'), 'd1')).to.deep.equal({ path: `${ORDERS}/CDC_d1_000003.csv`, index: 3 });
+      expect(await second.writeDataFile(orders, bytesOf('4'), 'd1')).to.deep.equal({ path: `${ORDERS}/CDC_d1_000004.csv`, index: 4 });
       expect(storage.calls.slice(0, 4)).to.deep.equal([
         `get> ${ORDERS}/meta/CDC_d1.index`,
         `get< ${ORDERS}/meta/CDC_d1.index`,
-        `exists> ${ORDERS}/CDC_d1_000003.csv`,
-        `exists< ${ORDERS}/CDC_d1_000003.csv`,
+        `exists> ${ORDERS}/CDC_d1_000004.csv`,
+        `exists< ${ORDERS}/CDC_d1_000004.csv`,
       ]);
-      expect(textOf(await storage.get(`${ORDERS}/CDC_d1_000002.csv`))).to.equal('3');
+      expect(textOf(await storage.get(`${ORDERS}/CDC_d1_000003.csv`))).to.equal('3');
+    });
+
+    it("continues from an index file TiCDC wrote (pingcap/ticdc pkg/cloudstorage/path_test.go TestGenerateDataFilePathWithIndexFile)", async () => {
+      // Upstream: the index file holds CDC_{id}_000005.json, so the next data file is CDC_{id}_000006.json.
+      const out = output({ extension: '.json' });
+      const day: DataFolder = { schema: 'test', table: 'table1', tableVersion: 5n, date: '2023-03-09' };
+      await storage.put('test/table1/5/2023-03-09/meta/CDC_d9.index', bytesOf('CDC_d9_000005.json\n'));
+      expect(await out.writeDataFile(day, bytesOf('{}\n'), 'd9')).to.deep.equal({ path: 'test/table1/5/2023-03-09/CDC_d9_000006.json', index: 6 });
+      // pingcap/ticdc path_test.go TestGenerateDataFilePathReconcilesStaleIndexFile: files 1 and 2 exist, the index names 1: next is 3.
+      const stale: DataFolder = { schema: 'test', table: 'table1', tableVersion: 5n };
+      await storage.put('test/table1/5/CDC_d9_000001.json', bytesOf('test1'));
+      await storage.put('test/table1/5/CDC_d9_000002.json', bytesOf('test2'));
+      await storage.put('test/table1/5/meta/CDC_d9.index', bytesOf('CDC_d9_000001.json\n'));
+      expect(await out.writeDataFile(stale, bytesOf('{}\n'), 'd9')).to.deep.equal({ path: 'test/table1/5/CDC_d9_000003.json', index: 3 });
     });
 
     it('skips data files a crash left beyond the index file, without overwriting them', async () => {
       await output().writeDataFile(orders, bytesOf('indexed'));
       // A crash after the data put, before the index put, twice.
-      await storage.put(`${ORDERS}/CDC000001.csv`, bytesOf('orphan 1'));
       await storage.put(`${ORDERS}/CDC000002.csv`, bytesOf('orphan 2'));
+      await storage.put(`${ORDERS}/CDC000003.csv`, bytesOf('orphan 3'));
       const restarted = output();
-      expect(await restarted.writeDataFile(orders, bytesOf('after restart'))).to.deep.equal({ path: `${ORDERS}/CDC000003.csv`, index: 3 });
-      expect(textOf(await storage.get(`${ORDERS}/CDC000001.csv`))).to.equal('orphan 1');
+      expect(await restarted.writeDataFile(orders, bytesOf('after restart'))).to.deep.equal({ path: `${ORDERS}/CDC000004.csv`, index: 4 });
       expect(textOf(await storage.get(`${ORDERS}/CDC000002.csv`))).to.equal('orphan 2');
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000003.csv\n');
-      // Without any index file, an existing CDC000000 is skipped too.
+      expect(textOf(await storage.get(`${ORDERS}/CDC000003.csv`))).to.equal('orphan 3');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000004.csv\n');
+      // Without any index file, an existing CDC000001 is skipped too.
       const other: DataFolder = { schema: 'shop', table: 'other', tableVersion: 1n };
-      await storage.put('shop/other/1/CDC000000.csv', bytesOf('orphan 0'));
-      expect(await restarted.writeDataFile(other, bytesOf('first'))).to.deep.equal({ path: 'shop/other/1/CDC000001.csv', index: 1 });
-      expect(textOf(await storage.get('shop/other/1/CDC000000.csv'))).to.equal('orphan 0');
+      await storage.put('shop/other/1/CDC000001.csv', bytesOf('orphan 1'));
+      expect(await restarted.writeDataFile(other, bytesOf('first'))).to.deep.equal({ path: 'shop/other/1/CDC000002.csv', index: 2 });
+      expect(textOf(await storage.get('shop/other/1/CDC000001.csv'))).to.equal('orphan 1');
     });
 
     it('turns 50 concurrent writes to one folder into 50 consecutive files in call order', async () => {
       const out = output();
       const payloads = Array.from({ length: 50 }, (_, index) => `payload ${index}`);
       const results = await Promise.all(payloads.map((payload) => out.writeDataFile(orders, bytesOf(payload), 'd1')));
-      expect(results.map((result) => result.index)).to.deep.equal(payloads.map((_, index) => index));
+      expect(results.map((result) => result.index)).to.deep.equal(payloads.map((_, index) => index + 1));
       const contents = await Promise.all(results.map(async (result) => textOf(await storage.get(result.path))));
       expect(contents).to.deep.equal(payloads);
       const indexWrites = storage.calls.filter((call) => call.startsWith(`put> ${ORDERS}/meta/`));
-      expect(indexWrites).to.deep.equal(payloads.map((_, index) => `put> ${ORDERS}/meta/CDC_d1.index = CDC_d1_${String(index).padStart(6, '0')}.csv`));
+      expect(indexWrites).to.deep.equal(payloads.map((_, index) => `put> ${ORDERS}/meta/CDC_d1.index = CDC_d1_${String(index + 1).padStart(6, '0')}.csv`));
       // One put at a time on the folder: each put ends before the next one starts.
       const puts = storage.calls.filter((call) => call.startsWith('put'));
       for (let at = 0; at < puts.length; at += 2) expect(puts[at + 1], puts[at]).to.equal(puts[at]!.replace('put>', 'put<'));
-      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_d1.index`))).to.equal('CDC_d1_000049.csv\n');
+      expect(textOf(await storage.get(`${ORDERS}/meta/CDC_d1.index`))).to.equal('CDC_d1_000050.csv\n');
       expect(storage.danglingIndexes).to.deep.equal([]);
     });
 
@@ -329,11 +345,11 @@ function describeFileOutput(name: string, open: () => Promise<OpenedStorage>): v
       await until(() => holding, 'the slow folder to reach its data put');
       const fast = [];
       for (const table of ['fast1', 'fast2']) fast.push(await out.writeDataFile({ schema: 'shop', table, tableVersion: 1n }, bytesOf(table)));
-      expect(fast.map((result) => result.path)).to.deep.equal(['shop/fast1/1/CDC000000.csv', 'shop/fast2/1/CDC000000.csv']);
-      expect(await storage.exists('shop/slow/1/CDC000000.csv')).to.equal(false);
+      expect(fast.map((result) => result.path)).to.deep.equal(['shop/fast1/1/CDC000001.csv', 'shop/fast2/1/CDC000001.csv']);
+      expect(await storage.exists('shop/slow/1/CDC000001.csv')).to.equal(false);
       held.resolve();
-      expect(await slow).to.deep.equal({ path: 'shop/slow/1/CDC000000.csv', index: 0 });
-      expect(textOf(await storage.get('shop/slow/1/meta/CDC.index'))).to.equal('CDC000000.csv\n');
+      expect(await slow).to.deep.equal({ path: 'shop/slow/1/CDC000001.csv', index: 1 });
+      expect(textOf(await storage.get('shop/slow/1/meta/CDC.index'))).to.equal('CDC000001.csv\n');
     });
 
     it('writes {"checkpoint-ts":N} to metadata and never moves it backwards', async () => {
@@ -502,16 +518,16 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
 
   it('writes no index file when the data put fails, and the next call uses the same index', async () => {
     const out = new FileOutput({ storage, extension: '.csv', fileIndexWidth: 6 });
-    await out.writeDataFile(orders, bytesOf('0'));
+    await out.writeDataFile(orders, bytesOf('1'));
     memory.failNext('put', new Error('injected outage'));
-    const error = await rejectionOf(out.writeDataFile(orders, bytesOf('1')));
+    const error = await rejectionOf(out.writeDataFile(orders, bytesOf('2')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('operation', 'write data file');
-    expect(error.message).to.equal(`FileOutput memory://faults: cannot write data file "${ORDERS}/CDC000001.csv": Error: injected outage`);
-    expect((error as FileOutputError).path).to.equal(`${ORDERS}/CDC000001.csv`);
-    expect(storage.calls.at(-1)).to.equal(`put! ${ORDERS}/CDC000001.csv`);
-    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000000.csv\n');
+    expect(error.message).to.equal(`FileOutput memory://faults: cannot write data file "${ORDERS}/CDC000002.csv": Error: injected outage`);
+    expect((error as FileOutputError).path).to.equal(`${ORDERS}/CDC000002.csv`);
+    expect(storage.calls.at(-1)).to.equal(`put! ${ORDERS}/CDC000002.csv`);
+    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000001.csv\n');
     storage.calls.length = 0;
-    expect(await out.writeDataFile(orders, bytesOf('1'))).to.deep.equal({ path: `${ORDERS}/CDC000001.csv`, index: 1 });
+    expect(await out.writeDataFile(orders, bytesOf('2'))).to.deep.equal({ path: `${ORDERS}/CDC000002.csv`, index: 2 });
     // The failure dropped the counter: it is rebuilt from the index file, which is the truth.
     expect(storage.calls[0]).to.equal(`get> ${ORDERS}/meta/CDC.index`);
   });
@@ -524,12 +540,12 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     const error = await rejectionOf(out.writeDataFile(orders, bytesOf('first try')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('operation', 'write index file');
     expect(error.message).to.equal(`FileOutput memory://faults: cannot write index file "${ORDERS}/meta/CDC.index": Error: index outage`);
-    expect(textOf(await storage.get(`${ORDERS}/CDC000000.csv`))).to.equal('first try');
+    expect(textOf(await storage.get(`${ORDERS}/CDC000001.csv`))).to.equal('first try');
     expect(await storage.get(`${ORDERS}/meta/CDC.index`)).to.equal(undefined);
     storage.beforePut = undefined;
-    expect(await out.writeDataFile(orders, bytesOf('second try'))).to.deep.equal({ path: `${ORDERS}/CDC000000.csv`, index: 0 });
-    expect(textOf(await storage.get(`${ORDERS}/CDC000000.csv`))).to.equal('second try');
-    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000000.csv\n');
+    expect(await out.writeDataFile(orders, bytesOf('second try'))).to.deep.equal({ path: `${ORDERS}/CDC000001.csv`, index: 1 });
+    expect(textOf(await storage.get(`${ORDERS}/CDC000001.csv`))).to.equal('second try');
+    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000001.csv\n');
   });
 
   it('recovers from a storage that fails for a while: each payload in exactly one data file, no index ahead of its data', async () => {
@@ -589,8 +605,8 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
           expect(dataFiles.some((key) => key.startsWith(indexKey.replace(/meta\/.*$/, '')) && key.endsWith(`${String(skipped).padStart(6, '0')}.csv`)), `${indexKey} skipped ${skipped}`).to.equal(true);
         }
       }
-      expect(values[0]).to.equal(0);
-      expect(values.at(-1)).to.equal(14); // contiguous: the retries reused their own never-indexed files
+      expect(values[0]).to.equal(1);
+      expect(values.at(-1)).to.equal(15); // contiguous: the retries reused their own never-indexed files
     }
     expect(storage.danglingIndexes).to.deep.equal([]);
   });
@@ -610,8 +626,8 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     clock = 2000;
     expect(out.heldFolders, 'a idle past idleStateMs').to.equal(0);
     storage.calls.length = 0;
-    expect(await out.writeDataFile(folder('b'), bytesOf('b again'))).to.deep.equal({ path: 'shop/b/1/CDC000001.csv', index: 1 });
-    expect(await out.writeDataFile(folder('a'), bytesOf('a third'))).to.deep.equal({ path: 'shop/a/1/CDC000002.csv', index: 2 });
+    expect(await out.writeDataFile(folder('b'), bytesOf('b again'))).to.deep.equal({ path: 'shop/b/1/CDC000002.csv', index: 2 });
+    expect(await out.writeDataFile(folder('a'), bytesOf('a third'))).to.deep.equal({ path: 'shop/a/1/CDC000003.csv', index: 3 });
     expect(storage.calls.filter((call) => call.startsWith('get>'))).to.deep.equal(['get> shop/b/1/meta/CDC.index', 'get> shop/a/1/meta/CDC.index']);
     expect(out.heldFolders).to.equal(2);
   });
@@ -622,7 +638,7 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     const held = deferred();
     let holding = false;
     storage.gate = async (key) => {
-      if (key === 'shop/a/1/CDC000000.csv') {
+      if (key === 'shop/a/1/CDC000001.csv') {
         holding = true;
         await held.promise;
       }
@@ -634,9 +650,9 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     await out.writeDataFile({ schema: 'shop', table: 'c', tableVersion: 1n }, bytesOf('c'));
     expect(out.heldFolders, 'a in flight + one idle folder').to.equal(2);
     held.resolve();
-    expect((await slow).index).to.equal(0);
+    expect((await slow).index).to.equal(1);
     expect(out.heldFolders).to.equal(1);
-    expect(await out.writeDataFile({ schema: 'shop', table: 'a', tableVersion: 1n }, bytesOf('a2'))).to.deep.equal({ path: 'shop/a/1/CDC000001.csv', index: 1 });
+    expect(await out.writeDataFile({ schema: 'shop', table: 'a', tableVersion: 1n }, bytesOf('a2'))).to.deep.equal({ path: 'shop/a/1/CDC000002.csv', index: 2 });
     expect(storage.calls.filter((call) => call === 'get> shop/a/1/meta/CDC.index'), 'state of a kept, not rebuilt').to.have.length(1);
   });
 
@@ -660,8 +676,8 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     );
     expect(mostHeld).to.be.within(maxFolders, maxFolders + 10);
     expect(out.heldFolders).to.equal(maxFolders);
-    for (let worker = 0; worker < 10; worker++) expect(textOf(await memory.get(`scale/hot${worker}/1/meta/CDC.index`))).to.equal('CDC000099.csv\n');
-    expect(textOf(await memory.get('scale/cold999/1/meta/CDC.index'))).to.equal('CDC000000.csv\n');
+    for (let worker = 0; worker < 10; worker++) expect(textOf(await memory.get(`scale/hot${worker}/1/meta/CDC.index`))).to.equal('CDC000100.csv\n');
+    expect(textOf(await memory.get('scale/cold999/1/meta/CDC.index'))).to.equal('CDC000001.csv\n');
     expect((await keysUnder(memory, 'scale/')).length, 'cold: a file and an index each; hot: 100 files and an index each').to.equal(1000 * 2 + 10 * (100 + 1));
   });
 
@@ -676,8 +692,8 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     const schema = await out.writeSchemaFile(addColumn);
     await out.writeCheckpoint(4351n);
     expect(events).to.deep.equal([
-      { kind: 'data', path: `${ORDERS}/CDC000000.csv`, bytes: 5, durationMs: 7 },
-      { kind: 'index', path: `${ORDERS}/meta/CDC.index`, bytes: 'CDC000000.csv\n'.length, durationMs: 7 },
+      { kind: 'data', path: `${ORDERS}/CDC000001.csv`, bytes: 5, durationMs: 7 },
+      { kind: 'index', path: `${ORDERS}/meta/CDC.index`, bytes: 'CDC000001.csv\n'.length, durationMs: 7 },
       { kind: 'schema', path: schema.path, bytes: Buffer.byteLength(encodeSchemaFile(addColumn).text), durationMs: 7 },
       { kind: 'metadata', path: 'metadata', bytes: '{"checkpoint-ts":4351}'.length, durationMs: 7 },
     ]);
@@ -696,9 +712,9 @@ describe('FileOutput on a MemoryStorage with faults and an injected clock', () =
     });
     const error = await rejectionOf(out.writeDataFile(orders, bytesOf('x')));
     expect(error).to.be.instanceOf(FileOutputError).with.property('cause', thrown);
-    expect(error.message).to.include('onWrite threw').and.include(`${ORDERS}/CDC000000.csv`);
-    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000000.csv\n');
+    expect(error.message).to.include('onWrite threw').and.include(`${ORDERS}/CDC000001.csv`);
+    expect(textOf(await storage.get(`${ORDERS}/meta/CDC.index`))).to.equal('CDC000001.csv\n');
     throwing = false;
-    expect((await out.writeDataFile(orders, bytesOf('y'))).index).to.equal(1);
+    expect((await out.writeDataFile(orders, bytesOf('y'))).index).to.equal(2);
   });
 });

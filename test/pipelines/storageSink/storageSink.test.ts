@@ -14,12 +14,15 @@ import { FileStorage } from '../../../lib/storage/fileStorage.ts';
 import { MemoryStorage } from '../../../lib/storage/memoryStorage.ts';
 import { S3Storage } from '../../../lib/storage/s3Storage.ts';
 import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.ts';
-import { storageSink, type SinkProgress, type StorageSinkOptions } from '../../../pipelines/storageSink/storageSink.ts';
+import { UnreadableCheckpointError } from '../../../pipelines/storageSink/resumePoint.ts';
+import { storageSink, STORAGE_SINK_DEFAULTS, type SinkProgress, type StorageSinkOptions } from '../../../pipelines/storageSink/storageSink.ts';
 import { S3RVER_CREDENTIALS, serviceOrSkip, startAzurite, startS3rver, type AzuriteService, type S3rverService, createS3Bucket } from '../../support/services.ts';
 import { tick, until } from '../../support/waiting.ts';
 import { valueOf } from '../../metrics/readMetrics.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The csv the sink writes by default (TiCDC's dialect with the commit ts column). */
+const sinkCsv = (rows: Iterable<RowChange>, table: TableDef) => encodeCsvRows(rows, table, STORAGE_SINK_DEFAULTS.csv);
 
 const ORDERS_V100: TableDef = {
   schema: 'shop',
@@ -140,16 +143,16 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     const schemaFile = decodeSchemaFile((await storage.text(schemaKey))!, schemaKey);
     expect(schemaFile.query).to.equal(createOrders.query);
     expect(schemaFile.typeCode).to.equal(ddlTypeCode('CREATE TABLE'));
-    expect(await storage.text('shop/orders/100/CDC000000.csv')).to.equal(encodeCsvRows(rows, ORDERS_V100));
-    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000000.csv\n');
+    expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(sinkCsv(rows, ORDERS_V100));
+    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000001.csv\n');
     expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":103}');
     expect(flushed).to.have.members(['0', '1', '2', '3']);
     expect(progress.filter((p) => p.kind === 'data')).to.deep.equal([
-      { kind: 'data', path: 'shop/orders/100/CDC000000.csv', rows: 3, bytes: encodeCsvRows(rows, ORDERS_V100).length, reason: 'complete' },
+      { kind: 'data', path: 'shop/orders/100/CDC000001.csv', rows: 3, bytes: sinkCsv(rows, ORDERS_V100).length, reason: 'complete' },
     ]);
     const order = storage.log;
-    expect(order.indexOf('put shop/orders/100/CDC000000.csv')).to.be.lessThan(order.indexOf('put shop/orders/100/meta/CDC.index'));
-    expect(order.indexOf(`put ${schemaKey}`)).to.be.lessThan(order.indexOf('put shop/orders/100/CDC000000.csv'));
+    expect(order.indexOf('put shop/orders/100/CDC000001.csv')).to.be.lessThan(order.indexOf('put shop/orders/100/meta/CDC.index'));
+    expect(order.indexOf(`put ${schemaKey}`)).to.be.lessThan(order.indexOf('put shop/orders/100/CDC000001.csv'));
   });
 
   it('early wake does not advance the checkpoint', async () => {
@@ -233,14 +236,14 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
 
     const order = storage.log;
     const schema110 = order.findIndex((op) => /schema_110_/.test(op));
-    const oldData = order.indexOf('put shop/orders/100/CDC000000.csv');
+    const oldData = order.indexOf('put shop/orders/100/CDC000001.csv');
     const oldIndex = order.indexOf('put shop/orders/100/meta/CDC.index');
-    const newData = order.indexOf('put shop/orders/110/CDC000000.csv');
+    const newData = order.indexOf('put shop/orders/110/CDC000001.csv');
     expect(oldData).to.be.greaterThan(-1);
     expect(oldIndex).to.be.lessThan(schema110, 'every earlier row is durable (data and index) before the schema file');
     expect(schema110).to.be.lessThan(newData, 'rows of the new version come after its schema file');
-    expect(await storage.text('shop/orders/100/CDC000000.csv')).to.equal(encodeCsvRows(before, ORDERS_V100));
-    expect(await storage.text('shop/orders/110/CDC000000.csv')).to.equal(encodeCsvRows(after, ORDERS_V110));
+    expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(sinkCsv(before, ORDERS_V100));
+    expect(await storage.text('shop/orders/110/CDC000001.csv')).to.equal(sinkCsv(after, ORDERS_V110));
   });
 
   it('a barrier drains items still queued upstream of the writer', async () => {
@@ -272,10 +275,10 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     const d1 = [row('d1', 101n, 1), row('d1', 104n, 4)];
     const d2 = [row('d2', 102n, 2), row('d2', 103n, 3)];
     await run(acked([d1[0]!, d2[0]!, d2[1]!, d1[1]!]), { ...baseOptions(storage), tables: [ORDERS_V100], tableAcrossDispatchers: true });
-    expect(await storage.text('shop/orders/100/CDC_d1_000000.csv')).to.equal(encodeCsvRows(d1, ORDERS_V100));
-    expect(await storage.text('shop/orders/100/CDC_d2_000000.csv')).to.equal(encodeCsvRows(d2, ORDERS_V100));
-    expect(await storage.text('shop/orders/100/meta/CDC_d1.index')).to.equal('CDC_d1_000000.csv\n');
-    expect(await storage.text('shop/orders/100/meta/CDC_d2.index')).to.equal('CDC_d2_000000.csv\n');
+    expect(await storage.text('shop/orders/100/CDC_d1_000001.csv')).to.equal(sinkCsv(d1, ORDERS_V100));
+    expect(await storage.text('shop/orders/100/CDC_d2_000001.csv')).to.equal(sinkCsv(d2, ORDERS_V100));
+    expect(await storage.text('shop/orders/100/meta/CDC_d1.index')).to.equal('CDC_d1_000001.csv\n');
+    expect(await storage.text('shop/orders/100/meta/CDC_d2.index')).to.equal('CDC_d2_000001.csv\n');
     expect((await storage.keys()).filter((key) => /\/CDC(\.index|\d+\.csv)$/.test(key))).to.deep.equal([], 'no shared file stream');
   });
 
@@ -284,8 +287,8 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     const options = { ...baseOptions(storage), tables: [ORDERS_V100] };
     await run(acked([row('d1', 101n, 1)]), options);
     await run(acked([row('d1', 102n, 2)]), options);
-    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000001.csv\n');
-    expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(encodeCsvRows([row('d1', 102n, 2)], ORDERS_V100));
+    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000002.csv\n');
+    expect(await storage.text('shop/orders/100/CDC000002.csv')).to.equal(sinkCsv([row('d1', 102n, 2)], ORDERS_V100));
   });
 
   it('a storage that fails for a while and recovers loses nothing and never publishes an index before its data file', async () => {
@@ -295,9 +298,9 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     const flushed: string[] = [];
     await run(acked(rows, flushed), { ...baseOptions(storage), tables: [ORDERS_V100] });
     expect(flushed).to.have.length(4);
-    const data = (await storage.text('shop/orders/100/CDC000000.csv'))!;
-    expect(data).to.equal(encodeCsvRows(rows, ORDERS_V100));
-    const dataAt = storage.log.indexOf('put shop/orders/100/CDC000000.csv');
+    const data = (await storage.text('shop/orders/100/CDC000001.csv'))!;
+    expect(data).to.equal(sinkCsv(rows, ORDERS_V100));
+    const dataAt = storage.log.indexOf('put shop/orders/100/CDC000001.csv');
     expect(dataAt).to.be.lessThan(storage.log.indexOf('put shop/orders/100/meta/CDC.index'));
   });
 
@@ -326,7 +329,7 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
       blockedDispatchers: ['d1'],
     };
     const r4 = row('d1', 111n, 4, 110n, { qty: 7 });
-    const rowBytes = encodeCsvRows([r1!], ORDERS_V100).length;
+    const rowBytes = sinkCsv([r1!], ORDERS_V100).length;
     // Two rows fill a file (64 is the spool's per-item overhead): r1+r2 cut by size, r3 by the DDL's
     // drain marker, r4 by the end of the input.
     await run(acked([r1!, r2!, r3!, addColumn, r4]), {
@@ -350,9 +353,9 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
       return found[0]!.value;
     };
     const sizes = {
-      size: encodeCsvRows([r1!, r2!], ORDERS_V100).length,
-      barrier: encodeCsvRows([r3!], ORDERS_V100).length,
-      complete: encodeCsvRows([r4], ORDERS_V110).length,
+      size: sinkCsv([r1!, r2!], ORDERS_V100).length,
+      barrier: sinkCsv([r3!], ORDERS_V100).length,
+      complete: sinkCsv([r4], ORDERS_V110).length,
     };
     for (const [reason, bytes] of Object.entries(sizes)) {
       expect(valueOf('sluice_flush_tasks_total', { reason }), `flushes cut by ${reason}`).to.equal(1);
@@ -370,7 +373,7 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
     expect(valueOf('sluice_spool_disk_items')).to.equal(0);
     expect(valueOf('sluice_spool_quota_hold')).to.equal(0);
     expect(valueOf('sluice_spool_spilled_items_total')).to.equal(0);
-    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000001.csv\n');
+    expect(await storage.text('shop/orders/100/meta/CDC.index')).to.equal('CDC000002.csv\n');
   });
 }
 
@@ -438,8 +441,8 @@ describe('storageSink', () => {
     const index = new TextDecoder().decode(await storage.get('shop/orders/100/meta/CDC.index'));
     const last = Number(/CDC(\d+)\.csv/.exec(index)![1]);
     let written = '';
-    for (let i = 0; i <= last; i++) written += new TextDecoder().decode(await storage.get(`shop/orders/100/CDC${String(i).padStart(6, '0')}.csv`));
-    expect(written).to.equal(encodeCsvRows(rows, ORDERS_V100));
+    for (let i = 1; i <= last; i++) written += new TextDecoder().decode(await storage.get(`shop/orders/100/CDC${String(i).padStart(6, '0')}.csv`));
+    expect(written).to.equal(sinkCsv(rows, ORDERS_V100));
   });
 
   it('property: the metadata checkpoint never passes an event whose ack is not flushed, whatever DDLs hold back', async () => {
@@ -508,6 +511,205 @@ describe('storageSink', () => {
     const storage = new MemoryStorage();
     expect(() => storageSink({ storage, memoryQuotaBytes: 0 })).to.throw(InvalidOptionError, 'memoryQuotaBytes');
     expect(() => storageSink({ storage, tableAcrossDispatchers: 'yes' as never })).to.throw(InvalidOptionError, 'tableAcrossDispatchers');
+  });
+
+  it('rejects a canalJson option with csv, or whose enableTidbExtension is not a boolean, when created', () => {
+    const storage = new MemoryStorage();
+    expect(() => storageSink({ storage, canalJson: { enableTidbExtension: false } })).to.throw(InvalidOptionError, "option canalJson must be absent with protocol 'csv'");
+    expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { enableTidbExtension: 'no' as never } })).to.throw(InvalidOptionError, 'canalJson.enableTidbExtension');
+    expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { enableTidbExtension: false } })).to.not.throw();
+  });
+
+  describe('resume from the metadata checkpoint (memory://)', () => {
+    const addColumn: DdlEvent = {
+      kind: 'ddl',
+      commitTs: 110n,
+      query: 'ALTER TABLE shop.orders ADD COLUMN qty INT',
+      ddlType: 'ADD COLUMN',
+      schema: 'shop',
+      table: 'orders',
+      tableDef: ORDERS_V110,
+      blockedDispatchers: ['d1', 'd2'],
+    };
+    // Two dispatchers; the checkpoint 111 falls on a commit ts that both share (a transaction's rows).
+    const atOrBelow: ChangeEvent[] = [
+      createOrders,
+      row('d1', 101n, 1),
+      row('d2', 102n, 2),
+      addColumn,
+      row('d1', 111n, 3, 110n, { qty: 3 }),
+      row('d2', 111n, 4, 110n, { qty: 4 }),
+    ];
+    const above = [row('d1', 112n, 5, 110n, { qty: 5 }), row('d2', 113n, 6, 110n, { qty: 6 })];
+
+    /** The text of every csv data file, in name order (numbering is not this test's concern). */
+    async function dataText(storage: RecordingStorage): Promise<string> {
+      const keys = (await storage.keys()).filter((key) => key.endsWith('.csv')).sort();
+      let text = '';
+      for (const key of keys) text += (await storage.text(key))!;
+      return text;
+    }
+    const checkpointsWritten = (storage: RecordingStorage, writes: bigint[]) =>
+      new (class extends RecordingStorage {
+        override async put(key: string, data: Uint8Array): Promise<void> {
+          if (key === 'metadata') writes.push(BigInt(JSON.parse(Buffer.from(data).toString())['checkpoint-ts']));
+          return super.put(key, data);
+        }
+      })(storage.inner);
+
+    it('skips the events at or below it (a skipped DDL still defines its table), counts them, and moves the checkpoint on from it', async () => {
+      const inner = new MemoryStorage();
+      await inner.put('metadata', new TextEncoder().encode('{"checkpoint-ts":111}'));
+      const writes: bigint[] = [];
+      const storage = checkpointsWritten(new RecordingStorage(inner), writes);
+      const flushed: string[] = [];
+      const progress = await run(acked([...atOrBelow, ...above], flushed), baseOptions(storage));
+
+      expect(progress.filter((p) => p.kind === 'skipped')).to.deep.equal([{ kind: 'skipped', events: 6, upToTs: 111n }]);
+      expect(progress.findIndex((p) => p.kind === 'skipped')).to.be.lessThan(progress.findIndex((p) => p.kind === 'data'), 'reported once the skipped run ends');
+      expect(flushed).to.have.members(['0', '1', '2', '3', '4', '5', '6', '7'], 'skipped events are acknowledged as durable');
+      // Only the rows above 111, encoded with the definition of the skipped ALTER (version 110).
+      expect(await dataText(storage)).to.equal(sinkCsv(above, ORDERS_V110));
+      expect(storage.log.filter((op) => /schema_/.test(op))).to.deep.equal([], 'the schema files of skipped DDLs exist: not written again');
+      expect(progress.filter((p) => p.kind === 'schema')).to.deep.equal([]);
+      expect(writes.length).to.be.greaterThan(0);
+      expect(writes.every((ts) => ts > 111n), `checkpoints written: ${writes.join(', ')}`).to.equal(true);
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":113}');
+    });
+
+    it('an input wholly at or below it writes nothing and leaves the checkpoint where it was', async () => {
+      const inner = new MemoryStorage();
+      await inner.put('metadata', new TextEncoder().encode('{"checkpoint-ts":111}'));
+      const storage = new RecordingStorage(inner);
+      const flushed: string[] = [];
+      const progress = await run(acked(atOrBelow, flushed), baseOptions(storage));
+      expect(progress).to.deep.equal([{ kind: 'skipped', events: 6, upToTs: 111n }]);
+      expect(flushed).to.have.length(6);
+      expect(storage.log).to.deep.equal([], 'not one put');
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":111}');
+    });
+
+    it('a rerun after a complete run skips every event: the consumer sees no new file', async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      await run(acked([...atOrBelow, ...above]), baseOptions(storage));
+      const keys = await storage.keys();
+      storage.log.length = 0;
+      const progress = await run(acked([...atOrBelow, ...above]), baseOptions(storage));
+      expect(progress).to.deep.equal([{ kind: 'skipped', events: 8, upToTs: 113n }]);
+      expect(storage.log).to.deep.equal([]);
+      expect(await storage.keys()).to.deep.equal(keys);
+    });
+
+    it('reports skips that come after written events (a dispatcher behind the others) in a second, cumulative report', async () => {
+      const inner = new MemoryStorage();
+      await inner.put('metadata', new TextEncoder().encode('{"checkpoint-ts":102}'));
+      const storage = new RecordingStorage(inner);
+      const events = [createOrders, row('d1', 101n, 1), row('d1', 103n, 3), row('d2', 102n, 2), row('d2', 104n, 4)];
+      const progress = await run(acked(events), baseOptions(storage));
+      expect(progress.filter((p) => p.kind === 'skipped')).to.deep.equal([
+        { kind: 'skipped', events: 2, upToTs: 102n },
+        { kind: 'skipped', events: 3, upToTs: 102n },
+      ]);
+      expect(await dataText(storage)).to.equal(sinkCsv([row('d1', 103n, 3), row('d2', 104n, 4)], ORDERS_V100));
+    });
+
+    it('with resume: false, writes every event again into new files after the existing ones', async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      await run(acked([...atOrBelow, ...above]), baseOptions(storage));
+      const before = await dataText(storage);
+      const progress = await run(acked([...atOrBelow, ...above]), { ...baseOptions(storage), resume: false });
+      expect(progress.filter((p) => p.kind === 'skipped')).to.deep.equal([]);
+      expect(await dataText(storage)).to.have.length(2 * before.length);
+      expect(storage.log.filter((op) => /schema_110_/.test(op))).to.have.length(2);
+    });
+
+    it('fails on a metadata file that is not a checkpoint, naming it and the way out, before writing anything', async () => {
+      const inner = new MemoryStorage();
+      await inner.put('metadata', new TextEncoder().encode('{"checkpoint":12}'));
+      const storage = new RecordingStorage(inner);
+      const flushed: string[] = [];
+      const failure = await run(acked([...atOrBelow, ...above], flushed), baseOptions(storage)).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).to.be.instanceOf(UnreadableCheckpointError);
+      expect(String(failure)).to.include('cannot resume from "metadata"').and.to.include('resume: false');
+      expect(storage.log).to.deep.equal([]);
+      expect(flushed).to.deep.equal([]);
+    });
+
+    it('property: stopped at any point, a rerun writes exactly the events above the checkpoint it finds, and none is lost', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.record({ dispatcher: fc.integer({ min: 0, max: 2 }), sameTs: fc.boolean(), ddl: fc.boolean() }), { minLength: 5, maxLength: 80 }),
+          fc.integer({ min: 1, max: 60 }),
+          async (steps, stopAfterPuts) => {
+            // Rows of 1 to 3 dispatchers in commit order (some sharing a ts), and DDLs of another table.
+            const events: ChangeEvent[] = [];
+            let ts = 1000n;
+            for (const step of steps) {
+              if (!step.sameTs || events.length === 0) ts += 1n;
+              if (step.ddl) {
+                ts += 1n;
+                events.push({
+                  kind: 'ddl', commitTs: ts, query: 'TRUNCATE TABLE shop.other', ddlType: 'TRUNCATE TABLE', schema: 'shop', table: 'other',
+                  tableDef: { ...ORDERS_V100, table: 'other', version: ts }, blockedDispatchers: 'all',
+                });
+                ts += 1n;
+              }
+              events.push(row(`d${step.dispatcher}`, ts, events.length));
+            }
+            // The first run writes through a storage that is "killed" at the stop: no put lands after it.
+            let puts = 0;
+            let killed = false;
+            const inner = new MemoryStorage();
+            const killable = new (class extends RecordingStorage {
+              override async put(key: string, data: Uint8Array): Promise<void> {
+                await sleep(key === 'metadata' ? 0 : 1 + Math.random() * 3);
+                if (killed) throw new Error('killed');
+                await super.put(key, data);
+                puts++;
+              }
+            })(inner);
+            const slow = new RecordingStorage(inner);
+            const options = { ...baseOptions(slow), tables: [ORDERS_V100], fileSizeBytes: 300, checkpointIntervalMs: 1 };
+            // Stopped after some puts (data, index, schema or metadata files), or when it ends first.
+            let done = false;
+            const first = acked(events)
+              .pipe(storageSink({ ...options, storage: killable }))
+              .subscribe({ complete: () => (done = true), error: () => (done = true) });
+            await until(() => done || puts >= stopAfterPuts, 'the first run to write files', 10_000);
+            killed = true;
+            first.unsubscribe();
+            const ids = async (keys: string[]) => {
+              const found: number[] = [];
+              for (const key of keys) for (const match of (await slow.text(key))!.matchAll(/"order (\d+)"/g)) found.push(Number(match[1]));
+              return found;
+            };
+            const indexed = async () => (await slow.keys()).filter((key) => key.startsWith('shop/orders/') && key.endsWith('.csv')).sort();
+            const before = await indexed();
+            const metadata = await slow.text('metadata');
+            const checkpoint = metadata === undefined ? -1n : BigInt(/(\d+)/.exec(metadata)![1]!);
+
+            const progress = await run(acked(events), options);
+            const rerunFiles = (await indexed()).filter((key) => !before.includes(key));
+            const above = events.flatMap((event, id) => (event.kind === 'row' && event.commitTs > checkpoint ? [id] : []));
+            const atOrBelow = events.flatMap((event, id) => (event.kind === 'row' && event.commitTs <= checkpoint ? [id] : []));
+            expect((await ids(rerunFiles)).sort((a, b) => a - b)).to.deep.equal(above, `the rerun writes exactly the rows above ${checkpoint}`);
+            expect(await ids(before)).to.include.members(atOrBelow, 'the rows at or below the checkpoint were durable before the rerun');
+            const skipped = progress.filter((p) => p.kind === 'skipped').at(-1);
+            const expectedSkips = events.filter((event) => event.commitTs <= checkpoint).length;
+            expect(skipped === undefined ? 0 : skipped.kind === 'skipped' ? skipped.events : NaN).to.equal(expectedSkips);
+            await slow.close();
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+
+    it('rejects a resume option that is not a boolean', () => {
+      expect(() => storageSink({ storage: new MemoryStorage(), resume: 'yes' as never })).to.throw(InvalidOptionError, 'resume');
+    });
   });
 
   describe('on memory://', () => {
