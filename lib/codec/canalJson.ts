@@ -1,6 +1,7 @@
 /**
  * canal-json rows as TiCDC's storage sink writes them (protocol=canal-json), one JSON object per row
- * followed by CRLF, and their decoding for the consumer.
+ * followed by the terminator (TiCDC's sink `terminator`, default CRLF), and their decoding for the
+ * consumer.
  *
  * Invariant guarded here: `decodeCanalJsonRows(encodeCanalJsonRows(rows))` gives every row back
  * (op, names, commit ts with the TiDB extension, typed values, old values), and the bytes of a row are
@@ -25,8 +26,17 @@
  * Strings are escaped as easyjson does (`<`, `>`, `&`, U+2028, U+2029 and controls as \u00xx).
  * Choices where TiCDC is not deterministic: `mysqlType` keys follow table order (TiCDC iterates a Go
  * map), and `ts` defaults to `es` (TiCDC uses the wall clock; consumers ignore it).
+ * Terminator: TiCDC's `[sink] terminator` ends every canal-json row too (pingcap/ticdc
+ * pkg/sink/codec/canal/canal_json_txn_encoder.go writes it after each object; its integration tests
+ * canal_json_storage_* set `terminator = "\n"`). TiCDC takes any string; sluice takes one or more
+ * control characters (U+0000..U+001F: "\r\n", "\n", "\r", "\t"...), which an encoded object
+ * never holds raw (JSON escapes them in strings, and nothing is written between tokens), so a
+ * terminator can never be mistaken for part of a row (TiCDC's own reader, canal_json_txn_decoder.go,
+ * cuts at the first of the terminator's characters it finds, so it would cut a row holding one). The
+ * decoder therefore needs no setting: rows are the runs of other characters between runs of control
+ * characters, and files written with any such terminator (CRLF, LF, ...) read alike.
  */
-import { checkNumber } from '../core/errors.ts';
+import { checkNumber, InvalidOptionError } from '../core/errors.ts';
 import {
   DecodeError,
   InvalidChangeEventError,
@@ -63,10 +73,55 @@ export interface CanalJsonOptions {
    * (TiCDC's default is false); false gives TiCDC's default bytes, whose rows carry no commit ts.
    */
   enableTidbExtension?: boolean;
+  /**
+   * Ends each row in a file (TiCDC's sink `terminator`, which applies to canal-json as to csv). One
+   * or more control characters, U+0000..U+001F (see the module header). Default '\r\n', TiCDC's.
+   */
+  terminator?: string;
+}
+
+/** The file-level canal-json settings: checked, defaults filled in. */
+export interface CanalJsonDialect {
+  readonly enableTidbExtension: boolean;
+  readonly terminator: string;
+}
+
+/** sluice's canal-json defaults: TiCDC's terminator (CRLF), and the TiDB extension on (TiCDC: off). */
+export const CANAL_JSON_DEFAULTS: CanalJsonDialect = Object.freeze({ enableTidbExtension: true, terminator: '\r\n' });
+
+/** What a terminator may be made of: the characters an encoded row never holds raw. */
+const TERMINATOR = /^[\u0000-\u001f]+$/;
+/** What separates rows in a file, whatever the terminator was. */
+const ROW_SEPARATOR = /[\u0000-\u001f]+/;
+
+/**
+ * The file-level canal-json settings (`enableTidbExtension`, `terminator`) checked, `defaults`
+ * filled in; other keys (`buildTimeMs`) are left to their users. Throws `InvalidOptionError` naming
+ * the option as `canalJson.<name>` and what it accepts.
+ *
+ * @example checkCanalJsonOptions('storageSink', { terminator: '\n' }) // { enableTidbExtension: true, terminator: '\n' }
+ */
+export function checkCanalJsonOptions(owner: string, options: unknown, defaults: CanalJsonDialect = CANAL_JSON_DEFAULTS): CanalJsonDialect {
+  if (options === undefined) return defaults;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError(owner, 'canalJson', options, 'an object { enableTidbExtension?: boolean, terminator?: string }');
+  }
+  const given = options as CanalJsonOptions;
+  const enableTidbExtension = given.enableTidbExtension ?? defaults.enableTidbExtension;
+  if (typeof enableTidbExtension !== 'boolean') throw new InvalidOptionError(owner, 'canalJson.enableTidbExtension', enableTidbExtension, 'a boolean');
+  const terminator = given.terminator ?? defaults.terminator;
+  if (typeof terminator !== 'string' || !TERMINATOR.test(terminator)) {
+    throw new InvalidOptionError(
+      owner,
+      'canalJson.terminator',
+      terminator,
+      `one or more control characters such as "\\r\\n" (TiCDC's default) or "\\n" (characters U+0000..U+001F, which a canal-json row never holds raw, so a reader can tell rows apart)`,
+    );
+  }
+  return Object.freeze({ enableTidbExtension, terminator });
 }
 
 const TYPE_NAMES: Readonly<Record<RowOp, string>> = { insert: 'INSERT', update: 'UPDATE', delete: 'DELETE' };
-const CRLF = '\r\n';
 
 // java.sql.Types codes, as TiCDC's mysqlType2JavaType maps MySQL types.
 const JAVA_BIT = -7;
@@ -165,10 +220,16 @@ export function encodeCanalJsonRow(row: RowChange, table: TableDef, options: Can
   );
 }
 
-/** Many rows of one table, each object followed by CRLF. */
+/**
+ * Many rows of one table, each object followed by the terminator (default CRLF). Throws
+ * `InvalidOptionError` for a terminator that is not control characters.
+ *
+ * @example encodeCanalJsonRows(rows, table, { terminator: '\n' }) // '{"id":0,...}\n{"id":0,...}\n'
+ */
 export function encodeCanalJsonRows(rows: Iterable<RowChange>, table: TableDef, options: CanalJsonOptions = {}): string {
+  const { terminator } = checkCanalJsonOptions('encodeCanalJsonRows', { terminator: options.terminator });
   let text = '';
-  for (const row of rows) text += encodeCanalJsonRow(row, table, options) + CRLF;
+  for (const row of rows) text += encodeCanalJsonRow(row, table, options) + terminator;
   return text;
 }
 
@@ -247,19 +308,21 @@ function setMask(column: ColumnDef, names: string): bigint {
 }
 
 /**
- * Decodes a data file of canal-json rows (one object per line, CRLF or LF) of one table into rows
- * typed by `table`'s column types. Throws `DecodeError` naming `where`, the line and the problem,
- * also when some rows carry `_tidb` and others do not (the first line that differs from line 1).
+ * Decodes a data file of canal-json rows (one object per line, each ended by the sink's terminator:
+ * any control characters, CRLF and LF alike, so no setting is needed) of one table into rows typed
+ * by `table`'s column types. Throws `DecodeError` naming `where`, the line (row) and the problem, also
+ * when the file does not end with a terminator, and when some rows carry `_tidb` and others do not
+ * (the first line that differs from line 1).
  *
  * @example decodeCanalJsonRows(text, table, 'shop/orders/4350/CDC000001.json')
  */
 export function decodeCanalJsonRows(text: string, table: TableDef, where = 'canal-json'): DecodedRow[] {
   const rows: DecodedRow[] = [];
-  const lines = text.split('\n');
+  const lines = text.split(ROW_SEPARATOR);
   if (lines[lines.length - 1] === '') lines.pop();
-  else if (lines.length > 0) throw new DecodeError(`${where} line ${lines.length}`, 'the last line does not end with a line break (truncated file?)');
+  else if (lines.length > 0) throw new DecodeError(`${where} line ${lines.length}`, 'the last line does not end with a line break or other terminator (truncated file?)');
   lines.forEach((line, i) => {
-    const row = decodeCanalJsonRow(line.endsWith('\r') ? line.slice(0, -1) : line, table, `${where} line ${i + 1}`);
+    const row = decodeCanalJsonRow(line, table, `${where} line ${i + 1}`);
     if (i > 0 && (row.commitTs === undefined) !== (rows[0]!.commitTs === undefined)) {
       const [has, lacks] = row.commitTs === undefined ? [1, i + 1] : [i + 1, 1];
       throw new DecodeError(

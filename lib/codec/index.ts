@@ -37,7 +37,16 @@ export {
   type CsvOptions,
   type CsvRowEncoder,
 } from './csv.ts';
-export { decodeCanalJsonRow, decodeCanalJsonRows, encodeCanalJsonRow, encodeCanalJsonRows, type CanalJsonOptions } from './canalJson.ts';
+export {
+  CANAL_JSON_DEFAULTS,
+  checkCanalJsonOptions,
+  decodeCanalJsonRow,
+  decodeCanalJsonRows,
+  encodeCanalJsonRow,
+  encodeCanalJsonRows,
+  type CanalJsonDialect,
+  type CanalJsonOptions,
+} from './canalJson.ts';
 export {
   decodeSchemaFile,
   encodeSchemaFile,

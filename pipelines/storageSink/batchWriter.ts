@@ -91,7 +91,7 @@ export class BatchWriter {
     if (ddl.tableDef) this.schemasWritten.add(`${ddl.schema}.${ddl.table}@${ddl.tableDef.version}`);
   }
 
-  /** Writes the `metadata` checkpoint. */
+  /** Writes the `metadata` checkpoint as given, retried (its order is MetadataCheckpoint's). */
   writeCheckpoint(checkpointTs: bigint): Promise<void> {
     return this.withRetries('metadata checkpoint', () => this.options.output.writeCheckpoint(checkpointTs));
   }

@@ -22,7 +22,7 @@ import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
 import { InvalidStorageUriError, openStorage, redactUri } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { UnreadableCheckpointError } from './resumePoint.ts';
-import { CSV_FLAGS, csvFlagsGiven, csvFlagsUsage, csvOptionsFromFlags } from './csvFlags.ts';
+import { canalJsonOptionsFromFlags, CSV_FLAGS, csvFlagsGiven, csvFlagsUsage, csvOptionsFromFlags } from './csvFlags.ts';
 import { UnknownTableVersionError } from './tableRegistry.ts';
 import { storageSink, STORAGE_SINK_DEFAULTS, type SinkProgress } from './storageSink.ts';
 
@@ -94,8 +94,8 @@ interface SinkCommand {
   resume: boolean;
   /** csv only: the csv flags given (the sink's defaults fill the rest). */
   csv?: CsvOptions;
-  /** canal-json only; undefined when the flag is not given. */
-  enableTidbExtension?: boolean;
+  /** canal-json only: the flags given (--enable-tidb-extension, --terminator); the sink's defaults fill the rest. */
+  canalJson?: { enableTidbExtension?: boolean; terminator?: string };
 }
 
 function parseCommand(args: string[]): SinkCommand | 'help' {
@@ -121,12 +121,15 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
     tableAcrossDispatchers: values['table-across-dispatchers'] === true,
     resume: values.resume !== false,
   };
-  if (protocol === 'csv') command.csv = csvOptionsFromFlags(values, STORAGE_SINK_DEFAULTS.csv);
-  else if (csvFlagsGiven(values).length > 0) throw new UsageError(`${csvFlagsGiven(values).join(', ')}: csv settings, for --protocol csv only, got --protocol ${protocol}`);
   const tidbExtension = values['enable-tidb-extension'];
-  if (tidbExtension !== undefined) {
-    if (protocol !== 'canal-json') throw new UsageError(`--enable-tidb-extension applies to --protocol canal-json only, got --protocol ${protocol}`);
-    command.enableTidbExtension = tidbExtension;
+  if (protocol === 'csv') {
+    command.csv = csvOptionsFromFlags(values, STORAGE_SINK_DEFAULTS.csv);
+    if (tidbExtension !== undefined) throw new UsageError(`--enable-tidb-extension applies to --protocol canal-json only, got --protocol ${protocol}`);
+  } else {
+    // --terminator ends canal-json rows too, as TiCDC's sink terminator does; the other csv flags do not apply.
+    const csvOnly = csvFlagsGiven(values).filter((flag) => flag !== '--terminator');
+    if (csvOnly.length > 0) throw new UsageError(`${csvOnly.join(', ')}: csv settings, for --protocol csv only, got --protocol ${protocol}`);
+    command.canalJson = canalJsonOptionsFromFlags(values.terminator, tidbExtension);
   }
   const width = values['file-index-width'];
   if (width !== undefined) {
@@ -247,7 +250,7 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
         ...(command.fileIndexWidth === undefined ? {} : { fileIndexWidth: command.fileIndexWidth }),
         tableAcrossDispatchers: command.tableAcrossDispatchers,
         ...(command.csv === undefined ? {} : { csv: command.csv }),
-        ...(command.enableTidbExtension === undefined ? {} : { canalJson: { enableTidbExtension: command.enableTidbExtension } }),
+        ...(command.canalJson === undefined ? {} : { canalJson: command.canalJson }),
         resume: command.resume,
         spool: { dir: join(spoolRoot, 'spool') },
       }),

@@ -2,7 +2,9 @@
  * The csv flags of `sluice sink` and `sluice replay`, with TiCDC's setting names: `--delimiter`,
  * `--quote`, `--terminator`, `--null`, `--include-commit-ts[=false]`, `--binary-encoding-method`,
  * `--output-old-value`, `--output-handle-key`, `--output-field-header`; their usage lines and their
- * values as `CsvOptions`.
+ * values as `CsvOptions`. `--terminator` is the sink's, as TiCDC's `[sink] terminator`: on
+ * `sluice sink --protocol canal-json` it ends the canal-json rows (`canalJsonOptionsFromFlags`);
+ * `sluice replay` needs it for csv only (canal-json rows read back whatever control characters end them).
  *
  * Invariant guarded here: both commands read the flags alike, and a dialect the codec refuses is a
  * `UsageError` naming the flag (never an error once running). TiCDC's users give the delimiter and
@@ -12,6 +14,7 @@
  * backslash and an N, as in TOML single quotes (`null = '\N'`).
  */
 import { UsageError } from '../../lib/cli/commandLine.ts';
+import { checkCanalJsonOptions, type CanalJsonOptions } from '../../lib/codec/canalJson.ts';
 import { checkCsvOptions, type CsvOptions } from '../../lib/codec/csv.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 
@@ -55,7 +58,11 @@ export function csvFlagsUsage(whose: 'sink' | 'replay'): string {
   return `  ${lead} TiCDC's [sink.csv] settings and the sink's terminator${whose === 'replay' ? ', as the sink was run with' : ''}
   --delimiter <chars>          between fields, 1 to 3 bytes (default ','; '\\t' is a tab)
   --quote <char>               encloses strings (default '"'); --quote '' for none (strings are then backslash-escaped)
-  --terminator <chars>         ends each record (default '\\r\\n'; TiCDC's docs and tests use '\\n')
+  --terminator <chars>         ends each record (default '\\r\\n'; TiCDC's docs and tests use '\\n')${
+    whose === 'sink'
+      ? "\n                               with --protocol canal-json it ends each row: control characters only ('\\n', '\\r\\n', '\\t'...)"
+      : '\n                               (csv only: canal-json rows read back whatever control characters end them)'
+  }
                                in these three flags \\n, \\r, \\t and \\\\ are escapes, as in TOML "..." strings
   --null <text>                how NULL is written, taken as typed (default \\N, as TOML's null = '\\N')
   --include-commit-ts[=false]  the commit ts as the 4th field (default true, a departure from TiCDC's false:
@@ -101,6 +108,27 @@ export function csvOptionsFromFlags(values: CsvFlagValues, defaults: Parameters<
     const flag = FLAG_OF[error.option.replace(/^csv\./, '') as keyof CsvOptions];
     const detail = error.message.slice(error.message.indexOf(' must be ') + 1);
     throw new UsageError(`--${flag ?? error.option} ${detail}`);
+  }
+  return options;
+}
+
+/**
+ * The canal-json options of `sluice sink`'s flags (only those given: the sink's defaults fill the
+ * rest): `--terminator` (escapes read as for csv) and `--enable-tidb-extension`. A terminator the
+ * codec refuses is a `UsageError` naming `--terminator`.
+ *
+ * @example canalJsonOptionsFromFlags('\\n', undefined) // { terminator: '\n' }
+ */
+export function canalJsonOptionsFromFlags(terminator: string | undefined, enableTidbExtension: boolean | undefined): CanalJsonOptions {
+  const options: CanalJsonOptions = {};
+  if (terminator !== undefined) options.terminator = unescapeFlagValue('terminator', terminator);
+  if (enableTidbExtension !== undefined) options.enableTidbExtension = enableTidbExtension;
+  try {
+    checkCanalJsonOptions('canal-json flags', options);
+  } catch (error) {
+    if (!(error instanceof InvalidOptionError)) throw error;
+    const detail = error.message.slice(error.message.indexOf(' must be ') + 1);
+    throw new UsageError(`--terminator with --protocol canal-json ${detail}`);
   }
   return options;
 }

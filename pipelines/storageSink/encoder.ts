@@ -8,14 +8,13 @@
  * (UTC).
  */
 import { checkCsvOptions, createCsvRowEncoder, CSV_DEFAULTS, csvHeaderLine, type CsvOptions } from '../../lib/codec/csv.ts';
-import { encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
+import { CANAL_JSON_DEFAULTS, checkCanalJsonOptions, encodeCanalJsonRow } from '../../lib/codec/canalJson.ts';
 import { checkChangeEvent, InvalidChangeEventError, type ChangeEvent, type RowChange } from '../../lib/codec/changeEvent.ts';
 import { commitTsToDate, dataFolderPath, dateFolder, LAYOUT_DEFAULTS, type DataFolder, type DateSeparator } from '../../lib/codec/layout.ts';
 import { checkFunction, InvalidOptionError } from '../../lib/core/errors.ts';
 import { TableRegistry } from './tableRegistry.ts';
 
 const OWNER = 'createRowEncoder';
-const CRLF = '\r\n';
 const DAY_MS = 86_400_000;
 const DATE_SEPARATORS: ReadonlySet<string> = new Set(['none', 'year', 'month', 'day']);
 
@@ -32,9 +31,11 @@ export interface RowEncoderOptions {
   /**
    * canal-json only: `enableTidbExtension` writes `_tidb: {"commitTs": N}` in every row (TiCDC's
    * `enable-tidb-extension`). Default true (TiCDC's default is false): without it rows carry no commit
-   * ts and a consumer can only apply files in order, with no dedupe by commit ts.
+   * ts and a consumer can only apply files in order, with no dedupe by commit ts. `terminator` ends
+   * each row (TiCDC's sink `terminator`): control characters only, default '\r\n' (see
+   * checkCanalJsonOptions).
    */
-  canalJson?: { enableTidbExtension?: boolean };
+  canalJson?: { enableTidbExtension?: boolean; terminator?: string };
   /**
    * canal-json only: the clock of the `ts` field (build time), ms since the epoch. Default: none, `ts`
    * is the commit's physical time, so the bytes are a pure function of the row.
@@ -50,7 +51,7 @@ export interface RowEncoderOptions {
 export const ROW_ENCODER_DEFAULTS = Object.freeze({
   dateSeparator: LAYOUT_DEFAULTS.dateSeparator,
   csv: CSV_DEFAULTS,
-  canalJson: Object.freeze({ enableTidbExtension: true }),
+  canalJson: CANAL_JSON_DEFAULTS,
 });
 
 /** One row, encoded, with the data file it belongs to: the (folder, dispatcher) pair. */
@@ -77,7 +78,8 @@ export type RowEncoder = (row: RowChange) => EncodedRow;
  * const { folder, dispatcherId, text, bytes } = encode(row); // folder shop/orders/4350/2024-05-01
  *
  * Options: `protocol` ('csv' | 'canal-json'), `dateSeparator`, `tables`, `csv` (csv options),
- * `canalJson` ({ enableTidbExtension }, default true), `buildTimeMs` (canal-json `ts` clock, ms).
+ * `canalJson` ({ enableTidbExtension, default true; terminator, default '\r\n' }), `buildTimeMs`
+ * (canal-json `ts` clock, ms).
  */
 export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError(OWNER, 'options', options, 'an object');
@@ -92,21 +94,19 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
   }
   const csv = checkCsvOptions(OWNER, options.csv, ROW_ENCODER_DEFAULTS.csv);
   const encodeCsv = protocol === 'csv' ? createCsvRowEncoder(csv, OWNER) : undefined;
-  // Every row's text ends with this: the csv terminator, or CRLF after a canal-json object.
-  const lastCode = protocol === 'csv' ? csv.terminator.charCodeAt(csv.terminator.length - 1) : CRLF.charCodeAt(1);
   const buildTimeMs = options.buildTimeMs === undefined ? undefined : checkFunction(OWNER, 'buildTimeMs', options.buildTimeMs);
   if (options.canalJson !== undefined && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, `absent with protocol '${protocol}'`);
-  if (options.canalJson !== undefined && (typeof options.canalJson !== 'object' || options.canalJson === null)) {
-    throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, 'an object { enableTidbExtension?: boolean }');
-  }
-  const enableTidbExtension = options.canalJson?.enableTidbExtension ?? ROW_ENCODER_DEFAULTS.canalJson.enableTidbExtension;
-  if (typeof enableTidbExtension !== 'boolean') throw new InvalidOptionError(OWNER, 'canalJson.enableTidbExtension', enableTidbExtension, 'a boolean');
+  const canalJson = checkCanalJsonOptions(OWNER, options.canalJson, ROW_ENCODER_DEFAULTS.canalJson);
+  const { enableTidbExtension } = canalJson;
   const canalJsonOptions = Object.freeze({ enableTidbExtension });
+  // Every row's text ends with this: the csv terminator, or the canal-json one after an object.
+  const terminator = protocol === 'csv' ? csv.terminator : canalJson.terminator;
+  const lastCode = terminator.charCodeAt(terminator.length - 1);
 
   const encodeText = (row: RowChange): string => {
     const table = tables.definitionFor(row);
     if (encodeCsv !== undefined) return encodeCsv(row, table);
-    return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? canalJsonOptions : { enableTidbExtension, buildTimeMs: Math.floor(buildTimeMs()) }) + CRLF;
+    return encodeCanalJsonRow(row, table, buildTimeMs === undefined ? canalJsonOptions : { enableTidbExtension, buildTimeMs: Math.floor(buildTimeMs()) }) + terminator;
   };
 
   const rowsChecked = options.rowsChecked === true;

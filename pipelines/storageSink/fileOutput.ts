@@ -6,8 +6,9 @@
  * Invariants guarded here: a data file is durable before the index file that names it is written, and
  * the call resolves only after both (so `flushed()` can never come early); an index file only ever
  * names a data file that exists and never goes backwards; a data file that a consumer may have read
- * (at or below an index file's value) is never overwritten; the `metadata` checkpoint never moves
- * backwards. The index file is the truth: per-folder counters held in memory are a cache of it, rebuilt
+ * (at or below an index file's value) is never overwritten. The `metadata` checkpoint is written as
+ * given: its order (never backwards, one write at a time) is the sink's checkpoint stage's
+ * (MetadataCheckpoint). The index file is the truth: per-folder counters held in memory are a cache of it, rebuilt
  * from it after a cold start, after an idle folder's state was reclaimed, and after any failure.
  * A folder's first data file is numbered 1 (`FIRST_FILE_INDEX`), as TiCDC's generator numbers them
  * (pingcap/ticdc pkg/cloudstorage/generator.go: the counter starts at 0 and is incremented before a
@@ -31,7 +32,6 @@ import {
   LAYOUT_DEFAULTS,
   metadataFile,
   parseIndexFile,
-  parseMetadataFile,
   type DataFolder,
 } from '../../lib/codec/layout.ts';
 import { encodeSchemaFile } from '../../lib/codec/schemaFile.ts';
@@ -148,10 +148,6 @@ export class FileOutput {
   /** Idle folders, by index file path: forgotten when idle too long or least recently used. */
   readonly #idle: LRUCache<string, FolderState>;
   #lastPurgeAt: number;
-  /** The highest checkpoint known to be in the `metadata` file; undefined until it was read. */
-  #checkpointTs: bigint | undefined;
-  #checkpointRead = false;
-  #checkpointTail: Promise<unknown> = Promise.resolve();
 
   constructor(options: FileOutputOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError(OWNER, 'options', options, 'an object');
@@ -211,23 +207,13 @@ export class FileOutput {
   }
 
   /**
-   * Rewrites the root `metadata` file with `{"checkpoint-ts":N}`. Call it only when everything at or
-   * below `checkpointTs` is durable. Never moves the checkpoint backwards: a value at or below the one
-   * in the file (read once, at the first call) or written since is ignored. Calls run one at a time.
+   * Rewrites the root `metadata` file with `{"checkpoint-ts":N}`, as given: a plain write. Call it
+   * only when everything at or below `checkpointTs` is durable, one call at a time, never with a value
+   * below the file's (the sink's MetadataCheckpoint sees to both). Rejects with `InvalidOptionError`
+   * for a value that is not a checkpoint (before any I/O), `FileOutputError` when the put fails.
    */
   async writeCheckpoint(checkpointTs: bigint): Promise<void> {
-    const bytes = UTF8.encode(metadataFile(checkpointTs));
-    const write = this.#checkpointTail.then(async () => {
-      if (!this.#checkpointRead) {
-        this.#checkpointTs = await this.#readCheckpoint();
-        this.#checkpointRead = true;
-      }
-      if (this.#checkpointTs !== undefined && checkpointTs <= this.#checkpointTs) return;
-      await this.#put('metadata', 'write metadata file', METADATA_FILE_PATH, bytes);
-      this.#checkpointTs = checkpointTs;
-    });
-    this.#checkpointTail = write.catch(() => undefined);
-    await write;
+    await this.#put('metadata', 'write metadata file', METADATA_FILE_PATH, UTF8.encode(metadataFile(checkpointTs)));
   }
 
   /** Folders whose counter state is held: those with a write queued or running, and the idle ones not yet reclaimed. */
@@ -325,16 +311,6 @@ export class FileOutput {
   async #put(kind: FileWriteEvent['kind'], operation: string, path: string, bytes: Uint8Array): Promise<void> {
     const { durationMs } = await this.#timed(operation, path, () => this.#storage.put(path, bytes));
     this.#report({ kind, path, bytes: bytes.byteLength, durationMs });
-  }
-
-  async #readCheckpoint(): Promise<bigint | undefined> {
-    const { result: raw } = await this.#timed('read metadata file', METADATA_FILE_PATH, () => this.#storage.get(METADATA_FILE_PATH));
-    if (raw === undefined) return undefined;
-    try {
-      return parseMetadataFile(STRICT_UTF8.decode(raw), METADATA_FILE_PATH);
-    } catch {
-      return undefined; // unreadable: the next write replaces it with a valid checkpoint
-    }
   }
 
   /** Runs one storage call, timed; its error becomes a FileOutputError naming `operation` and `path`. */

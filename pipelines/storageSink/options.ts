@@ -6,6 +6,7 @@ import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { checkRetryPolicy, type RetryPolicy } from '../../lib/core/retry.ts';
 import type { DateSeparator, TableDef } from '../../lib/codec/index.ts';
+import { checkCanalJsonOptions, CANAL_JSON_DEFAULTS, type CanalJsonDialect } from '../../lib/codec/canalJson.ts';
 import { checkCsvOptions, CSV_DEFAULTS, type CsvDialect, type CsvOptions } from '../../lib/codec/csv.ts';
 import type { AnyRegistry } from '../../lib/metrics/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
@@ -40,8 +41,11 @@ export interface StorageSinkOptions {
    * `enable-tidb-extension`, `--enable-tidb-extension[=false]`). Default true, a departure from
    * TiCDC's false: without the commit ts a consumer cannot tell a row it applied from a new one, and
    * applies files in order only. false gives TiCDC's default bytes.
+   * `terminator`: ends each row (TiCDC's sink `terminator`, which applies to canal-json as to csv,
+   * `--terminator`; csv's is `csv.terminator`). One or more control characters (U+0000..U+001F, such
+   * as '\n'), which a row never holds raw, so any of them reads back. Default '\r\n', TiCDC's.
    */
-  canalJson?: { enableTidbExtension?: boolean };
+  canalJson?: { enableTidbExtension?: boolean; terminator?: string };
   /**
    * A table's rows come from several dispatchers (TiCDC's table across nodes): each dispatcher gets
    * its own data files `CDC_{dispatcherId}_{index}` and index file `meta/CDC_{dispatcherId}.index`,
@@ -76,7 +80,8 @@ export interface StorageSinkOptions {
    * reported as `skipped`, never written again), and the checkpoint only moves on from N. A skipped
    * DDL still teaches the sink its table definition (rows above N need it); its schema file exists
    * and is not written again. Without a `metadata` file every event is written. false: write every
-   * event again, into new files after the existing ones (a consumer then applies them again). Default true.
+   * event again, into new files after the existing ones (a consumer then applies them again); the
+   * checkpoint still never goes below N (a `metadata` file that is no checkpoint is then replaced). Default true.
    * Exact when no event comes at or below a checkpoint already written (each dispatcher in commit
    * order, no dispatcher first seen with events older than the others' checkpoint), as TiCDC's
    * resolved ts guarantees; the events carry none, so an input out of that order breaks the
@@ -121,6 +126,8 @@ export const STORAGE_SINK_DEFAULTS = Object.freeze({
   protocol: 'csv' as RowProtocol,
   /** TiCDC's csv defaults, but with the commit ts column (see StorageSinkOptions.csv). */
   csv: Object.freeze({ ...CSV_DEFAULTS, includeCommitTs: true }) as CsvDialect,
+  /** The TiDB extension on (TiCDC: off), TiCDC's terminator CRLF (see StorageSinkOptions.canalJson). */
+  canalJson: CANAL_JSON_DEFAULTS,
   resume: true,
   flushIntervalMs: 5000,
   fileSizeBytes: 64 * MiB,
@@ -143,6 +150,8 @@ export interface SinkSettings {
   protocol: RowProtocol;
   /** The csv dialect, checked, defaults filled in; undefined with canal-json. */
   csv: CsvDialect | undefined;
+  /** The canal-json settings, checked, defaults filled in; undefined with csv. */
+  canalJson: CanalJsonDialect | undefined;
   resume: boolean;
   flushIntervalMs: number;
   fileSizeBytes: number;
@@ -167,14 +176,8 @@ export function checkOptions(options: StorageSinkOptions): SinkSettings {
   if (options.resume !== undefined && typeof options.resume !== 'boolean') throw new InvalidOptionError(OWNER, 'resume', options.resume, 'a boolean');
   if (options.csv !== undefined && protocol !== 'csv') throw new InvalidOptionError(OWNER, 'csv', options.csv, `absent with protocol '${protocol}'`);
   const csv = protocol === 'csv' ? checkCsvOptions(OWNER, options.csv, STORAGE_SINK_DEFAULTS.csv) : undefined;
-  const canalJson = options.canalJson;
-  if (canalJson !== undefined) {
-    if (protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', canalJson, `absent with protocol '${protocol}'`);
-    if (typeof canalJson !== 'object' || canalJson === null) throw new InvalidOptionError(OWNER, 'canalJson', canalJson, 'an object { enableTidbExtension?: boolean }');
-    if (canalJson.enableTidbExtension !== undefined && typeof canalJson.enableTidbExtension !== 'boolean') {
-      throw new InvalidOptionError(OWNER, 'canalJson.enableTidbExtension', canalJson.enableTidbExtension, 'a boolean');
-    }
-  }
+  if (options.canalJson !== undefined && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, `absent with protocol '${protocol}'`);
+  const canalJson = protocol === 'canal-json' ? checkCanalJsonOptions(OWNER, options.canalJson, STORAGE_SINK_DEFAULTS.canalJson) : undefined;
   const metrics = options.metrics;
   if (
     metrics !== undefined &&
@@ -187,6 +190,7 @@ export function checkOptions(options: StorageSinkOptions): SinkSettings {
     storage,
     protocol,
     csv,
+    canalJson,
     resume: options.resume ?? STORAGE_SINK_DEFAULTS.resume,
     flushIntervalMs: checkNumber(OWNER, 'flushIntervalMs', options.flushIntervalMs ?? STORAGE_SINK_DEFAULTS.flushIntervalMs, { min: 100 }),
     fileSizeBytes: checkNumber(OWNER, 'fileSizeBytes', options.fileSizeBytes ?? STORAGE_SINK_DEFAULTS.fileSizeBytes, { min: 1, integer: true }),

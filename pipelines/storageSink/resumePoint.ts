@@ -1,6 +1,8 @@
 /**
  * Where a restarted sink resumes: the checkpoint in its own root `metadata` file, below which (and
- * at which) every event is already durable, and the count of events skipped for it.
+ * at which) every event is already durable, and the count of events skipped for it. The sink reads
+ * that file here once, before its first event, resume on or off: the same value seeds its checkpoint
+ * stage (MetadataCheckpoint), which never writes at or below it.
  *
  * TiCDC resumes a changefeed from its checkpoint-ts the same way: its puller drops every event with
  * a commit ts at or below the start ts as stale (pingcap/ticdc
@@ -60,13 +62,15 @@ export class ResumePoint {
 }
 
 /**
- * Reads the checkpoint of `storage`'s root `metadata` file: a ResumePoint, or undefined when there is
- * no such file (a first run). Reads are retried under `retry`; a file that is not a checkpoint
- * rejects with UnreadableCheckpointError.
+ * Reads the checkpoint of `storage`'s root `metadata` file, or undefined when there is no such file
+ * (a first run). Reads are retried under `retry`; a file that is not a checkpoint rejects with
+ * UnreadableCheckpointError.
+ *
+ * @example const stored = await readStoredCheckpoint(storage, retry, 'storageSink'); // 4351n
  */
-export async function readResumePoint(storage: ExternalStorage, retry: RetryPolicy, owner: string): Promise<ResumePoint | undefined> {
+export async function readStoredCheckpoint(storage: ExternalStorage, retry: RetryPolicy, owner: string): Promise<bigint | undefined> {
   // A read that keeps failing rejects naming this operation (RetriesExhaustedError).
-  const raw = await withRetries(`${owner} ${storage.uri}: read ${METADATA_FILE_PATH} to resume`, () => storage.get(METADATA_FILE_PATH), {
+  const raw = await withRetries(`${owner} ${storage.uri}: read ${METADATA_FILE_PATH} (the checkpoint stored by an earlier run)`, () => storage.get(METADATA_FILE_PATH), {
     policy: retry,
     isRetryable: () => true,
   });
@@ -78,7 +82,7 @@ export async function readResumePoint(storage: ExternalStorage, retry: RetryPoli
     throw new UnreadableCheckpointError(storage.uri, 'it is not UTF-8 text', error);
   }
   try {
-    return new ResumePoint(parseMetadataFile(text, METADATA_FILE_PATH));
+    return parseMetadataFile(text, METADATA_FILE_PATH);
   } catch (error) {
     throw new UnreadableCheckpointError(storage.uri, error instanceof DecodeError ? error.problem : String(error), error);
   }

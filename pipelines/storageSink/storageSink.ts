@@ -10,13 +10,14 @@
  * Invariants guarded here: a row's ack is flushed only once the data file holding it and its index
  * file are durable; a DDL's schema file is written only after every earlier row of the dispatchers it
  * blocks is durable; the `metadata` checkpoint never passes a row that is not durable, and a rerun on
- * the same input writes nothing at or below the checkpoint it found (ResumePoint), which it never
- * moves back.
+ * the same input writes nothing at or below the checkpoint it found (ResumePoint). The checkpoint
+ * found is read once, before the first event, and seeds the checkpoint stage (MetadataCheckpoint),
+ * the one owner of its order: it never goes back, resume on or off.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatMap, defer, filter, from, map, Observable, of, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, filter, from, map, Observable, type OperatorFunction } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
 import { changeEventProblem, InvalidChangeEventError, type ChangeEvent, type DdlEvent } from '../../lib/codec/index.ts';
 import { drainBarrierMetrics, flushMetrics, pathMetrics, spoolMetrics, watermarkMetrics } from '../../lib/metrics/index.ts';
@@ -28,9 +29,10 @@ import { BatchWriter } from './batchWriter.ts';
 import { DispatcherPositions } from './dispatcherPositions.ts';
 import { createFileHeader, createRowEncoder } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
+import { MetadataCheckpoint } from './metadataCheckpoint.ts';
 import { checkOptions, STORAGE_SINK_DEFAULTS, type SinkProgress, type StorageSinkOptions } from './options.ts';
 import { QuotaCut } from './quotaCut.ts';
-import { readResumePoint, type ResumePoint } from './resumePoint.ts';
+import { readStoredCheckpoint, ResumePoint, UnreadableCheckpointError } from './resumePoint.ts';
 import { RowArena } from './rowArena.ts';
 import { sinkItemBytes, sinkItemCodec, type DrainMarkerItem, type SinkItem } from './sinkItems.ts';
 import { TableRegistry } from './tableRegistry.ts';
@@ -61,7 +63,8 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  * Resume (default on): a `metadata` checkpoint N already in the storage means every event at or
  * below N is durable there (an earlier run, killed or complete, on the same input), so those events
  * are skipped, acknowledged as flushed and reported as `skipped`; a skipped DDL still defines its
- * table for the rows above N. The checkpoint written next is above N.
+ * table for the rows above N. The checkpoint written next is above N, with resume off too (then
+ * every event is written again, and the checkpoint stays at N until the run passes it).
  *
  * @example
  * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
@@ -76,7 +79,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       const positions = new DispatcherPositions();
       for (const def of options.tables ?? []) tables.register(def);
       // Rows are checked once, in admit, where each is named by its input position.
-      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: settings.csv, canalJson: options.canalJson, rowsChecked: true });
+      const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: settings.csv, canalJson: settings.canalJson, rowsChecked: true });
       const arena = new RowArena();
       const bound = bindMetrics(metrics);
       const writer = new BatchWriter({
@@ -151,19 +154,15 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         return { value: arena.rowOf(encode(value)), ack };
       };
 
-      // The checkpoint: at most every checkpointIntervalMs, and once more at the end.
-      let lastCheckpoint: bigint | undefined;
-      let checkpointing: Promise<void> = Promise.resolve();
+      // The checkpoint: at most every checkpointIntervalMs, and once more at the end; only forward
+      // from the one found in the file (MetadataCheckpoint owns that).
+      const checkpoint = new MetadataCheckpoint((checkpointTs) => writer.writeCheckpoint(checkpointTs));
       const writeCheckpoint = () => {
-        checkpointing = checkpointing.then(async () => {
-          const checkpointTs = positions.checkpointTs;
-          if (checkpointTs === undefined || (lastCheckpoint !== undefined && checkpointTs <= lastCheckpoint)) return;
-          await writer.writeCheckpoint(checkpointTs);
-          lastCheckpoint = checkpointTs;
-          subscriber.next({ kind: 'checkpoint', checkpointTs, dispatchers: positions.counts });
+        const written = checkpoint.advance(() => positions.checkpointTs).then((checkpointTs) => {
+          if (checkpointTs !== undefined) subscriber.next({ kind: 'checkpoint', checkpointTs, dispatchers: positions.counts });
         });
-        checkpointing.catch((error: unknown) => subscriber.error(error));
-        return checkpointing;
+        written.catch((error: unknown) => subscriber.error(error));
+        return written;
       };
       const idleSweeps = Math.max(1, Math.ceil(dispatcherIdleMs / checkpointIntervalMs));
       subscriber.add(
@@ -182,19 +181,25 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       // are spilled) and by what the spool can hold.
       const quotaBytes = Math.min(memoryQuotaBytes, spoolMemory + spoolDisk);
       const quota = new QuotaCut(quotaBytes * STORAGE_SINK_DEFAULTS.cutWatermark);
-      // The checkpoint to resume from is read before the first event is taken.
-      const resume$ = resume ? defer(() => readResumePoint(storage, retry, OWNER)) : of(undefined);
-      const resumeFrom = (point: ResumePoint | undefined) => {
-        if (point === undefined) return;
-        resumed = point;
-        positions.resumeFrom(point.checkpointTs);
-        lastCheckpoint = point.checkpointTs; // in the file already: the next one written is above it
+      // The checkpoint in the file is read once, before the first event is taken. With resume off, a
+      // file that is not a checkpoint is no floor: the first checkpoint written replaces it.
+      const stored$ = defer(() =>
+        readStoredCheckpoint(storage, retry, OWNER).catch((error: unknown) => {
+          if (!resume && error instanceof UnreadableCheckpointError) return undefined;
+          throw error;
+        }),
+      );
+      const startFrom = (stored: bigint | undefined) => {
+        checkpoint.found(stored);
+        if (stored === undefined || !resume) return;
+        resumed = new ResumePoint(stored);
+        positions.resumeFrom(stored);
       };
       subscriber.add(
-        resume$
+        stored$
           .pipe(
-            concatMap((point) => {
-              resumeFrom(point);
+            concatMap((stored) => {
+              startFrom(stored);
               return events$.pipe(
                 map(admit),
                 filter((item): item is Acked<SinkInput> => item !== undefined),

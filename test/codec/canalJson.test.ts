@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { DecodeError, InvalidChangeEventError, type ColumnValue, type RowChange, type TableDef } from '../../lib/codec/changeEvent.ts';
-import { decodeCanalJsonRow, decodeCanalJsonRows, encodeCanalJsonRow, encodeCanalJsonRows } from '../../lib/codec/canalJson.ts';
+import { checkCanalJsonOptions, decodeCanalJsonRow, decodeCanalJsonRows, encodeCanalJsonRow, encodeCanalJsonRows } from '../../lib/codec/canalJson.ts';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import { decodedFormOf, tableWithRowsArb } from './arbitraries.ts';
 
@@ -96,6 +96,27 @@ describe('canal-json codec', () => {
       expect(encodeCanalJsonRows([row('insert', values), row('insert', values)], table)).to.equal(`${line}\r\n${line}\r\n`);
     });
 
+    it('ends each row with the terminator given (TiCDC\'s sink terminator applies to canal-json)', () => {
+      // pingcap/ticdc pkg/sink/codec/canal/canal_json_txn_encoder.go (AppendTxnEvent) writes the
+      // configured terminator after each object; tests/integration_tests/canal_json_storage_basic/conf/changefeed.toml
+      // sets terminator = "\n".
+      const line = encodeCanalJsonRow(row('insert', values), table);
+      expect(encodeCanalJsonRows([row('insert', values), row('insert', values)], table, { terminator: '\n' })).to.equal(`${line}\n${line}\n`);
+      expect(encodeCanalJsonRows([row('insert', values)], table, { terminator: '\r' })).to.equal(`${line}\r`);
+    });
+
+    it('takes control characters only as the terminator, naming the option', () => {
+      expect(checkCanalJsonOptions('t', { terminator: '\n' })).to.deep.equal({ enableTidbExtension: true, terminator: '\n' });
+      expect(checkCanalJsonOptions('t', undefined)).to.deep.equal({ enableTidbExtension: true, terminator: '\r\n' });
+      for (const bad of ['', '|', '\n|', ' ', '\u2028', 'ab']) {
+        expect(() => checkCanalJsonOptions('t', { terminator: bad }), JSON.stringify(bad)).to.throw(InvalidOptionError, 't: option canalJson.terminator must be one or more control characters');
+        expect(() => encodeCanalJsonRows([row('insert', values)], table, { terminator: bad })).to.throw(InvalidOptionError, 'option canalJson.terminator must be');
+      }
+      expect(() => checkCanalJsonOptions('t', { terminator: 10 })).to.throw(InvalidOptionError, 'option canalJson.terminator must be');
+      expect(() => checkCanalJsonOptions('t', { enableTidbExtension: 'yes' })).to.throw(InvalidOptionError, 't: option canalJson.enableTidbExtension must be a boolean, got "yes"');
+      expect(() => checkCanalJsonOptions('t', 'x')).to.throw(InvalidOptionError, 't: option canalJson must be an object');
+    });
+
     it('refuses an ENUM value outside its elems, an ENUM without elems, and a row of another table', () => {
       expect(() => encodeCanalJsonRow(row('insert', { ...values, color: 'blue' }), table)).to.throw(
         InvalidChangeEventError,
@@ -127,6 +148,20 @@ describe('canal-json codec', () => {
       const withTs = decodeCanalJsonRows(encodeCanalJsonRows(rows, table), table);
       expect(without).to.deep.equal(withTs.map(({ commitTs: _, ...rest }) => rest));
       for (const r of without) expect(r).to.not.have.property('commitTs');
+    });
+
+    it('reads files of any terminator the encoder takes with no setting, and still detects a truncated file', () => {
+      const rows = [row('update', values, oldValues), row('delete', oldValues), row('insert', values)];
+      const expected = decodeCanalJsonRows(encodeCanalJsonRows(rows, table), table);
+      expect(expected).to.have.length(3);
+      for (const terminator of ['\n', '\r\n', '\r', '\t', '\n\r', '\u0000', '\u001e\n']) {
+        const text = encodeCanalJsonRows(rows, table, { terminator });
+        expect(decodeCanalJsonRows(text, table), JSON.stringify(terminator)).to.deep.equal(expected);
+        expect(() => decodeCanalJsonRows(text.slice(0, -terminator.length), table, 'f.json'), JSON.stringify(terminator)).to.throw(
+          DecodeError,
+          'f.json line 3: the last line does not end with a line break or other terminator (truncated file?)',
+        );
+      }
     });
 
     it('refuses a file that mixes rows with and without _tidb, naming the line', () => {
@@ -168,10 +203,10 @@ describe('canal-json codec', () => {
     });
   });
 
-  it('property: encode -> decode gives every row back (unicode, HTML characters, NULL, binary, uint64)', () => {
+  it('property: encode -> decode gives every row back (unicode, HTML characters, NULL, binary, uint64; any terminator)', () => {
     fc.assert(
-      fc.property(tableWithRowsArb, ([def, rows]) => {
-        const decoded = decodeCanalJsonRows(encodeCanalJsonRows(rows, def), def);
+      fc.property(tableWithRowsArb, fc.constantFrom('\r\n', '\n', '\r', '\t'), ([def, rows], terminator) => {
+        const decoded = decodeCanalJsonRows(encodeCanalJsonRows(rows, def, { terminator }), def);
         const float32 = (columns: Record<string, ColumnValue> | undefined) => {
           if (columns === undefined) return undefined;
           const out = { ...columns };

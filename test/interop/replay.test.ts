@@ -9,8 +9,8 @@
  * split, table-version switch or key swap.
  *
  * The layouts use upstream's database names (`test`, `partition_table`): each test drops the
- * databases its layout names before replaying, so it runs only against a throwaway server (the
- * shared MariaDB of test/support/mariadb.ts, or a MYSQL_URL meant for tests).
+ * databases its layout names before replaying, so it runs only on a server this run started
+ * (`throwawayMariaDb`: with MYSQL_URL set it starts one of its own rather than touch that server).
  */
 import { expect } from 'chai';
 import { createPool, type Pool } from 'mysql2/promise';
@@ -18,7 +18,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { MemoryStorage } from '../../lib/storage/memoryStorage.ts';
 import { storageConsumer } from '../../pipelines/storageConsumer/storageConsumer.ts';
 import type { ConsumerProgress } from '../../pipelines/storageConsumer/progress.ts';
-import { freshDatabase, sharedMariaDb } from '../support/mariadb.ts';
+import { freshDatabase, throwawayMariaDb, type MariaDbService } from '../support/mariadb.ts';
 import { serviceOrSkip } from '../support/services.ts';
 import { CANAL_JSON_LAYOUTS } from './vectors/canalJson.ts';
 import { CSV_DIALECT_LAYOUTS } from './vectors/csvDialects.ts';
@@ -53,14 +53,18 @@ describe('interop: TiCDC-written layouts replay into MariaDB', function () {
   this.timeout(30_000);
   let url: string;
   let pool: Pool;
+  let server: MariaDbService | undefined;
 
   before(async function () {
     this.timeout(40_000);
-    url = (await serviceOrSkip(this, 'mariadb', sharedMariaDb)).url;
+    // Upstream's database names (`test`, ...) are dropped and made again: only on a server of our own.
+    server = await serviceOrSkip(this, 'mariadb', throwawayMariaDb);
+    url = server.url;
     pool = createPool({ uri: url, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true, connectionLimit: 2 });
   });
   after(async () => {
     await pool?.end();
+    await server?.stop();
   });
 
   /** Replays `layout` once into fresh databases; returns the progress reports. */

@@ -16,6 +16,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import type { ChangeEvent, ColumnValue, DdlEvent, RowChange, TableDef } from '../../lib/codec/index.ts';
 import { createAck } from '../../lib/core/ack.ts';
 import { MemoryStorage } from '../../lib/storage/memoryStorage.ts';
+import { decodeDataFile } from '../../pipelines/storageConsumer/decodeFile.ts';
 import { storageSink, type StorageSinkOptions } from '../../pipelines/storageSink/storageSink.ts';
 import { canalRow } from './vectors/canalJson.ts';
 import { DISPATCHERS } from './vectors/dispatchers.ts';
@@ -238,6 +239,23 @@ describe('interop: the storage sink writes what TiCDC writes', () => {
         await expectTicdcNumbering(storage);
       });
     }
+
+    it('terminator "\\n" (canal_json_storage_partition_table): the rows TiCDC writes, each ended by LF, and they replay as written', async () => {
+      // pingcap/ticdc tests/integration_tests/canal_json_storage_partition_table/conf/changefeed.toml sets
+      // terminator = "\n" with protocol canal-json (no enable-tidb-extension in its run.sh); TiCDC's
+      // pkg/sink/codec/canal/canal_json_txn_encoder.go writes that terminator after each row.
+      const storage = new MemoryStorage();
+      await run(storage, rows, { protocol: 'canal-json', canalJson: { enableTidbExtension: false, terminator: '\n' }, tables: [def] });
+      const folder = `partition_table/t/${TABLE_VERSION}/2024-06-05`;
+      const written = await folderText(storage, folder);
+      expect(withoutTs(written)).to.equal(withoutTs(records([1, 2, 3].map((a) => canalRow('INSERT', a, INSERT_TS[0], false)), '\n')));
+      expect(written).to.not.contain('\r');
+      await expectTicdcNumbering(storage);
+      // The consumer's decoder reads the file back with no terminator setting.
+      const [key] = (await keysOf(storage)).filter((k) => k.startsWith(`${folder}/CDC`));
+      const decoded = decodeDataFile((await storage.get(key!))!, key!, def, {});
+      expect(decoded).to.deep.equal([1, 2, 3].map((a) => ({ op: 'insert', schema: 'partition_table', table: 't', columns: { a } })));
+    });
   });
 
   describe('schema files', () => {

@@ -129,6 +129,15 @@ export function sharedMariaDb(): Promise<MariaDbService> {
   return shared;
 }
 
+/**
+ * A server this run started itself, for suites whose databases have fixed names (upstream's `test`):
+ * the shared one unless `MYSQL_URL` points at somebody's server, else one of its own (its `stop`
+ * stops it). Such a suite never drops a database on a server it did not start.
+ */
+export function throwawayMariaDb(): Promise<MariaDbService> {
+  return process.env.MYSQL_URL ? startMariaDb() : sharedMariaDb().then((service) => ({ url: service.url, stop: async () => {} }));
+}
+
 let databases = 0;
 
 /** A database name no other test of this run uses, created on `url`'s server. */

@@ -167,6 +167,27 @@ describe('sluice sink (cli)', () => {
     expect(csv.err()).to.include('--enable-tidb-extension applies to --protocol canal-json only, got --protocol csv');
   });
 
+  it("--terminator ends canal-json rows too (TiCDC's sink terminator); one that is not control characters exits 2 naming it", async () => {
+    const jsonText = async () => {
+      const files = (await filesUnder(outDir)).filter((f) => f.endsWith('.json') && !f.includes('/meta/') && !f.includes('schema_'));
+      return (await Promise.all(files.map((f) => readFile(join(outDir, f), 'utf8')))).join('');
+    };
+    const args = ['--from', eventsFile, '--to', outUri, '--protocol', 'canal-json', '--flush-interval', '100ms'];
+    const io = captured();
+    expect(await run([...args, '--terminator', '\\n'], io)).to.equal(0);
+    expect(io.err()).to.equal('');
+    const text = await jsonText();
+    expect(text).to.not.contain('\r');
+    expect(text.split('\n').slice(0, -1)).to.have.length(rows.length);
+    expect(text.endsWith('}\n')).to.equal(true);
+    const bad = captured();
+    expect(await run([...args, '--terminator', ';'], bad)).to.equal(2);
+    expect(bad.err()).to.include('--terminator with --protocol canal-json must be one or more control characters');
+    const csvOnly = captured();
+    expect(await run([...args, '--terminator', '\\n', '--delimiter', ';'], csvOnly)).to.equal(2);
+    expect(csvOnly.err()).to.include('--delimiter: csv settings, for --protocol csv only, got --protocol canal-json');
+  });
+
   it('rejects an unknown flag with exit 2, naming it and listing the flags', async () => {
     const io = captured();
     expect(await run(['--from', eventsFile, '--to', outUri, '--nope'], io)).to.equal(2);

@@ -101,6 +101,17 @@ describe('storage sink row encoder', () => {
     expect(createRowEncoder({ protocol: 'canal-json', tables: registry(orders) })(insert()).text).to.contain(`"_tidb":{"commitTs":${LATE_EVENING}}`);
   });
 
+  it('ends canal-json rows with canalJson.terminator (CRLF by default), as the codec writes a file', () => {
+    for (const terminator of ['\n', '\r', '\t\n']) {
+      const encode = createRowEncoder({ protocol: 'canal-json', tables: registry(orders), canalJson: { terminator } });
+      const { text, bytes } = encode(update);
+      expect(text).to.equal(encodeCanalJsonRows([update], orders, { terminator }));
+      expect(text.endsWith(`}${terminator}`) && !text.slice(0, -terminator.length).includes(terminator), JSON.stringify(terminator)).to.equal(true);
+      expect(bytes).to.equal(Buffer.byteLength(text));
+    }
+    expect(createRowEncoder({ protocol: 'canal-json', tables: registry(orders) })(update).text).to.match(/\}\r\n$/);
+  });
+
   it('computes the folder with each date separator, without a date for none', () => {
     const folders = (['none', 'year', 'month', 'day'] as const).map((dateSeparator) => createRowEncoder({ protocol: 'csv', dateSeparator, tables: registry(orders) })(insert()).folder);
     expect(folders).to.deep.equal([
@@ -234,6 +245,10 @@ describe('storage sink row encoder', () => {
     expect(() => createRowEncoder({ protocol: 'canal-json', tables, canalJson: { enableTidbExtension: 'no' as unknown as boolean } })).to.throw(
       InvalidOptionError,
       'option canalJson.enableTidbExtension must be a boolean',
+    );
+    expect(() => createRowEncoder({ protocol: 'canal-json', tables, canalJson: { terminator: '|' } })).to.throw(
+      InvalidOptionError,
+      'createRowEncoder: option canalJson.terminator must be one or more control characters',
     );
   });
 });

@@ -518,6 +518,11 @@ describe('storageSink', () => {
     expect(() => storageSink({ storage, canalJson: { enableTidbExtension: false } })).to.throw(InvalidOptionError, "option canalJson must be absent with protocol 'csv'");
     expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { enableTidbExtension: 'no' as never } })).to.throw(InvalidOptionError, 'canalJson.enableTidbExtension');
     expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { enableTidbExtension: false } })).to.not.throw();
+    expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { terminator: ';' } })).to.throw(
+      InvalidOptionError,
+      'storageSink: option canalJson.terminator must be one or more control characters',
+    );
+    expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { terminator: '\n' } })).to.not.throw();
   });
 
   describe('resume from the metadata checkpoint (memory://)', () => {
@@ -623,6 +628,32 @@ describe('storageSink', () => {
       expect(storage.log.filter((op) => /schema_110_/.test(op))).to.have.length(2);
     });
 
+    it('with resume: false, the checkpoint still never goes below the one in the file (it stays until the rerun passes it)', async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      await run(acked([...atOrBelow, ...above]), baseOptions(storage));
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":113}');
+      const writes: bigint[] = [];
+      const rerun = checkpointsWritten(storage, writes);
+      const progress = await run(acked([...atOrBelow, ...above]), { ...baseOptions(rerun), resume: false, checkpointIntervalMs: 1 });
+      expect(writes, 'nothing above 113 came: no checkpoint written').to.deep.equal([]);
+      expect(progress.filter((p) => p.kind === 'checkpoint')).to.deep.equal([]);
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":113}');
+      // With events above it, the checkpoint moves on from it, never below it on the way.
+      const later = [row('d1', 120n, 7, 110n, { qty: 7 }), row('d2', 121n, 8, 110n, { qty: 8 })];
+      await run(acked([...atOrBelow, ...above, ...later]), { ...baseOptions(rerun), resume: false, checkpointIntervalMs: 1 });
+      expect(writes.length).to.be.greaterThan(0);
+      expect(writes.every((ts, i) => ts > 113n && (i === 0 || ts > writes[i - 1]!)), `checkpoints written: ${writes.join(', ')}`).to.equal(true);
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":121}');
+    });
+
+    it('with resume: false, a metadata file that is not a checkpoint is replaced by the first checkpoint written', async () => {
+      const inner = new MemoryStorage();
+      await inner.put('metadata', new TextEncoder().encode('not json'));
+      const storage = new RecordingStorage(inner);
+      await run(acked([...atOrBelow, ...above]), { ...baseOptions(storage), resume: false });
+      expect(await storage.text('metadata')).to.equal('{"checkpoint-ts":113}');
+    });
+
     it('fails on a metadata file that is not a checkpoint, naming it and the way out, before writing anything', async () => {
       const inner = new MemoryStorage();
       await inner.put('metadata', new TextEncoder().encode('{"checkpoint":12}'));
@@ -691,7 +722,12 @@ describe('storageSink', () => {
             const metadata = await slow.text('metadata');
             const checkpoint = metadata === undefined ? -1n : BigInt(/(\d+)/.exec(metadata)![1]!);
 
-            const progress = await run(acked(events), options);
+            const rerunCheckpoints: bigint[] = [];
+            const progress = await run(acked(events), { ...options, storage: checkpointsWritten(slow, rerunCheckpoints) });
+            expect(
+              rerunCheckpoints.every((ts, i) => ts > checkpoint && (i === 0 || ts > rerunCheckpoints[i - 1]!)),
+              `the rerun's checkpoints go forward from ${checkpoint}: ${rerunCheckpoints.join(', ')}`,
+            ).to.equal(true);
             const rerunFiles = (await indexed()).filter((key) => !before.includes(key));
             const above = events.flatMap((event, id) => (event.kind === 'row' && event.commitTs > checkpoint ? [id] : []));
             const atOrBelow = events.flatMap((event, id) => (event.kind === 'row' && event.commitTs <= checkpoint ? [id] : []));
