@@ -30,6 +30,7 @@ import { mergePaced } from '../lib/core/paced.ts';
 import type { ChangeEvent, RowChange, TableDef } from '../lib/codec/index.ts';
 import { FileStorage } from '../lib/storage/fileStorage.ts';
 import { createRowEncoder } from '../pipelines/storageSink/encoder.ts';
+import { STORAGE_SINK_DEFAULTS } from '../pipelines/storageSink/options.ts';
 import { storageSink } from '../pipelines/storageSink/storageSink.ts';
 import { TableRegistry } from '../pipelines/storageSink/tableRegistry.ts';
 import { type BenchParams, compileBench, eventsPerSecond, measure, median, numberParam, peakRssBytes, printPhase, printResult, progress, rssBreakdown } from './harness.ts';
@@ -166,7 +167,8 @@ async function sinkWakeOnFlush(root: string, dispatchers: number, rows: number, 
 function encodeAll(dispatchers: number, rows: number): number {
   const tables = new TableRegistry({ maxTables: 8 });
   tables.register(TABLE);
-  const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'day', tables });
+  // The sink's own csv settings (its default writes the commit ts), so (c) encodes what (a) writes.
+  const encode = createRowEncoder({ protocol: 'csv', dateSeparator: 'day', tables, csv: STORAGE_SINK_DEFAULTS.csv });
   let total = 0;
   let texts: string[] = [];
   let fileBytes = 0;
