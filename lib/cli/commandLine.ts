@@ -43,12 +43,15 @@ export interface CommandLine<C> {
 /**
  * Parses `args` against `flags`, strictly (no unknown flags, no positionals). A boolean flag also
  * takes `--name=true` or `--name=false` (TiCDC's settings default to true in places, so a user must
- * be able to turn one off). A mistake becomes a `UsageError` that lists the flags there are.
+ * be able to turn one off); the last of a flag's mentions wins, whatever their forms (`--resume=false
+ * --resume` is true, `--resume --resume=false` false). A mistake becomes a `UsageError` that lists
+ * the flags there are.
  *
  * @example const values = parseFlags(args, { to: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
  */
 export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
   const list = () => Object.keys(flags).map((name) => `--${name}`).join(', ');
+  // The boolean flags whose last mention so far is `=false`; a later plain mention drops the name again.
   const negated: Record<string, false> = {};
   const rest: string[] = [];
   for (const arg of args) {
@@ -56,8 +59,10 @@ export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
     const spec = match === null ? undefined : flags[match[1]!];
     if (match === null || spec === undefined || spec.type !== 'boolean') {
       rest.push(arg);
+      for (const name of booleansTurnedOn(arg, flags)) delete negated[name];
     } else if (match[2] === 'true') {
       rest.push(`--${match[1]}`);
+      delete negated[match[1]!];
     } else if (match[2] === 'false') {
       negated[match[1]!] = false;
     } else {
@@ -70,6 +75,22 @@ export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
   } catch (error) {
     throw new UsageError(`${(error as Error).message}; the flags are ${list()}`);
   }
+}
+
+/**
+ * The boolean flags `arg` turns on when it is a flag of its own: `--name`, or `-abc` (short flags,
+ * read up to the first one that takes a value, whose value is the rest).
+ */
+function booleansTurnedOn(arg: string, flags: FlagSpec): string[] {
+  if (arg.startsWith('--')) return flags[arg.slice(2)]?.type === 'boolean' ? [arg.slice(2)] : [];
+  if (!arg.startsWith('-') || arg.length < 2) return [];
+  const names: string[] = [];
+  for (const letter of arg.slice(1)) {
+    const name = Object.keys(flags).find((candidate) => flags[candidate]!.short === letter);
+    if (name === undefined || flags[name]!.type !== 'boolean') break;
+    names.push(name);
+  }
+  return names;
 }
 
 /**

@@ -36,7 +36,7 @@
  * decoder therefore needs no setting: rows are the runs of other characters between runs of control
  * characters, and files written with any such terminator (CRLF, LF, ...) read alike.
  */
-import { checkNumber, InvalidOptionError } from '../core/errors.ts';
+import { checkKnownKeys, checkNumber, InvalidOptionError } from '../core/errors.ts';
 import {
   DecodeError,
   InvalidChangeEventError,
@@ -94,10 +94,14 @@ const TERMINATOR = /^[\u0000-\u001f]+$/;
 /** What separates rows in a file, whatever the terminator was. */
 const ROW_SEPARATOR = /[\u0000-\u001f]+/;
 
+/** The settings `checkCanalJsonOptions` takes: any other key is refused. */
+const DIALECT_NAMES: readonly string[] = Object.keys(CANAL_JSON_DEFAULTS);
+
 /**
  * The file-level canal-json settings (`enableTidbExtension`, `terminator`) checked, `defaults`
- * filled in; other keys (`buildTimeMs`) are left to their users. Throws `InvalidOptionError` naming
- * the option as `canalJson.<name>` and what it accepts.
+ * filled in. Throws `InvalidOptionError` naming the option as `canalJson.<name>` and what it
+ * accepts; any other key (a misspelt setting, or `buildTimeMs`, which the sink takes on its own) is
+ * refused with the settings there are, never silently left at its default.
  *
  * @example checkCanalJsonOptions('storageSink', { terminator: '\n' }) // { enableTidbExtension: true, terminator: '\n' }
  */
@@ -106,6 +110,7 @@ export function checkCanalJsonOptions(owner: string, options: unknown, defaults:
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidOptionError(owner, 'canalJson', options, 'an object { enableTidbExtension?: boolean, terminator?: string }');
   }
+  checkKnownKeys(owner, 'canalJson', options, DIALECT_NAMES);
   const given = options as CanalJsonOptions;
   const enableTidbExtension = given.enableTidbExtension ?? defaults.enableTidbExtension;
   if (typeof enableTidbExtension !== 'boolean') throw new InvalidOptionError(owner, 'canalJson.enableTidbExtension', enableTidbExtension, 'a boolean');

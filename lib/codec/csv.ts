@@ -48,6 +48,10 @@
  * with quote '' the terminator is CR and LF only, the delimiter has no backslash and no border (a
  * part that both starts and ends it, as in `***` or `|@|`: TiCDC escapes only whole delimiters, so a
  * text ending in `|@` would split), and the null string does not end with a backslash.
+ * Departure in what is written: with quote '' and a delimiter of non-ASCII characters (e.g. '§'),
+ * TiCDC escapes the delimiter byte by byte (pingcap/ticdc pkg/sink/codec/csv/csv_message.go
+ * formatWithEscapes writes `rune(byte)`), so a text holding '§' comes out as `\Â\§` and reads back
+ * mangled (`Â§`), where sluice escapes it per character (`\§`, read back as '§').
  */
 import { Buffer } from 'node:buffer';
 import {
@@ -75,7 +79,7 @@ import {
   textValue,
   toBase64,
 } from './columnValue.ts';
-import { InvalidOptionError } from '../core/errors.ts';
+import { checkKnownKeys, InvalidOptionError } from '../core/errors.ts';
 
 /** How binary columns (BINARY, VARBINARY, *BLOB) are written: standard base64 or lowercase hex. */
 export type BinaryEncodingMethod = 'base64' | 'hex';
@@ -151,11 +155,7 @@ function hasBorder(text: string): boolean {
 export function checkCsvOptions(owner: string, options: unknown, defaults: CsvDialect = CSV_DEFAULTS): CsvDialect {
   if (options === undefined) return defaults;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError(owner, 'csv', options, 'an object of csv settings');
-  for (const key of Object.keys(options)) {
-    if (!(OPTION_NAMES as string[]).includes(key)) {
-      throw new InvalidOptionError(owner, `csv.${key}`, (options as Record<string, unknown>)[key], `absent: the csv settings are ${OPTION_NAMES.join(', ')}`);
-    }
-  }
+  checkKnownKeys(owner, 'csv', options, OPTION_NAMES);
   const given = options as CsvOptions;
   const dialect = { ...defaults };
   for (const key of OPTION_NAMES) {
@@ -434,6 +434,10 @@ function* csvRecords(text: string, dialect: CsvDialect, where: string, start: nu
         break;
       }
       if (pos >= text.length) throw new DecodeError(at, `the last record does not end with ${name} (truncated file?)`);
+      // The text ends with only the start of the terminator (a CRLF file cut after its CR): truncated too.
+      if (text.length - pos < terminator.length && terminator.startsWith(text.slice(pos))) {
+        throw new DecodeError(at, `the last record does not end with ${name}, only with its start ${describeCsvText(text.slice(pos))} (truncated file?)`);
+      }
       const found = text[pos]!;
       const other = found === '\r' || found === '\n' ? (text.startsWith('\r\n', pos) ? '\r\n' : found) : undefined;
       const hint =

@@ -43,6 +43,22 @@ function describe(value: unknown): string {
   }
 }
 
+/**
+ * Refuses a key of `options` that is not one of `names`, so a misspelt setting is never silently
+ * replaced by its default: the `InvalidOptionError` names the key as `<group>.<key>` and lists the
+ * settings there are.
+ *
+ * @example checkKnownKeys('storageSink', 'canalJson', { termintor: '\n' }, ['enableTidbExtension', 'terminator'])
+ * // throws: storageSink: option canalJson.termintor must be absent: the canalJson settings are enableTidbExtension, terminator, got "\n"
+ */
+export function checkKnownKeys(owner: string, group: string, options: object, names: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!names.includes(key)) {
+      throw new InvalidOptionError(owner, `${group}.${key}`, (options as Record<string, unknown>)[key], `absent: the ${group} settings are ${names.join(', ')}`);
+    }
+  }
+}
+
 /** Checks that options[name] is a number in [min, max]; `integer` also requires a whole number. */
 export function checkNumber(
   owner: string,

@@ -13,8 +13,11 @@
  * file (written by the sink only once every earlier row of its table is durable) is never acted on
  * with an index file older than it. A malformed schema or index file key fails the round, and so
  * does a data file numbered 0 (named by an index file, or the first data file a listing meets in a
- * folder): TiCDC numbers a folder's files from 1 and its consumer reads 1..N, as this one does, so a
- * file 0 (written by a sluice sink before it numbered from 1) would otherwise be lost in silence.
+ * folder) that the consumer has not applied: TiCDC numbers a folder's files from 1 and its consumer
+ * reads 1..N, as this one does, so a file 0 (written by a sluice sink before it numbered from 1)
+ * would otherwise be lost in silence. A file 0 that an earlier consumer applied (it read from 0; its
+ * stream's position is at or past the file, or the folder is done) loses nothing and passes, so a
+ * consumer upgraded on a layout it already replayed goes on with the files after it.
  */
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import { FIRST_FILE_INDEX, parseIndexFile, parseMetadataFile, type FolderLayout } from '../../lib/codec/layout.ts';
@@ -36,17 +39,24 @@ export interface DiscoveryOptions {
   layout: FolderLayout;
 }
 
-/** A data file name numbered 0 (at least 6 digits, all zeros). */
-const FILE_ZERO = /^CDC(?:_.+_)?0{6,}\.[A-Za-z0-9]+$/;
+/** A data file name numbered 0 (at least 6 digits, all zeros); group 1: its dispatcher, if any. */
+const FILE_ZERO = /^CDC(?:_(.+)_)?0{6,}\.[A-Za-z0-9]+$/;
 
-/** The error for a data file numbered 0, which a TiCDC consumer never reads. */
+/** The error for a data file numbered 0 that was never applied, which a TiCDC consumer never reads. */
 function fileZeroError(where: string, name: string): DecodeError {
   return new DecodeError(
     where,
     `${JSON.stringify(name)} is numbered 0, but TiCDC numbers a folder's data files from ${FIRST_FILE_INDEX} and its consumers (sluice replay too) ` +
-      `read ${FIRST_FILE_INDEX}..N, so file 0 would never be replayed. This layout was written by a sluice sink from before it numbered from 1: ` +
-      'number the files of each folder one up (and its meta/CDC*.index) or write them again with the current sink',
+      `read ${FIRST_FILE_INDEX}..N, so file 0 would never be replayed, and no earlier replay into this database applied it. ` +
+      'This layout was written by a sluice sink from before it numbered from 1. To replay it, either rename the data files of each such folder ' +
+      'one number up, highest first (CDC000001.csv to CDC000002.csv, then CDC000000.csv to CDC000001.csv), and write the new highest name into ' +
+      'its meta/CDC*.index; or write the changes again with the current sink (sluice sink) into an empty location and replay that',
   );
+}
+
+/** Which stream of a folder a data file 0 or an index file belongs to: the folder and the dispatcher. */
+function streamKey(folderPath: string, dispatcherId: string | undefined): string {
+  return `${folderPath}\n${dispatcherId ?? ''}`;
 }
 
 /** A live data folder and the newest data file its index file names. */
@@ -74,6 +84,8 @@ export interface DiscoveryRound {
 export interface DoneFilter {
   schemaFileDone(ref: SchemaFileRef): boolean;
   folderDone(folder: IndexFolder): boolean;
+  /** Whether data file `fileIndex` of the folder was applied (its stream's position at or past it). */
+  fileApplied(folder: IndexFolder, fileIndex: number): boolean;
 }
 
 export class Discovery {
@@ -81,6 +93,8 @@ export class Discovery {
   readonly #options: DiscoveryOptions;
   readonly #schemaFiles = new Map<string, SchemaFileRef>();
   readonly #folders = new Map<string, IndexFolder>();
+  /** Data files numbered 0 a listing met, by `streamKey`, until their folder is known applied. */
+  readonly #filesZero = new Map<string, string>();
   #lastSinkTs: bigint | undefined | null = null;
   #lastListAt = -Infinity;
 
@@ -112,9 +126,13 @@ export class Discovery {
       this.#lastListAt = now;
     }
     for (const [path, ref] of this.#schemaFiles) if (done.schemaFileDone(ref)) this.#schemaFiles.delete(path);
-    for (const [path, folder] of this.#folders) if (done.folderDone(folder)) this.#folders.delete(path);
+    for (const [path, folder] of this.#folders) {
+      if (!done.folderDone(folder)) continue;
+      this.#folders.delete(path);
+      this.#filesZero.delete(streamKey(folder.folderPath, folder.dispatcherId));
+    }
 
-    const folders = await this.#readIndexFiles([...this.#folders.values()], calls);
+    const folders = await this.#readIndexFiles([...this.#folders.values()], done, calls);
     const schemaFiles = [...this.#schemaFiles.values()];
     return { sinkCheckpointTs, listed, schemaFiles, folders, calls };
   }
@@ -143,8 +161,10 @@ export class Discovery {
         } else if (classified.kind === 'index') {
           this.#folders.set(key, classified.folder);
         } else if (classified.kind === 'data') {
-          // The first data file met in a folder is its lowest name: file 0 when there is one.
-          if (FILE_ZERO.test(classified.name)) throw fileZeroError(key, classified.name);
+          // The first data file met in a folder is its lowest name: file 0 when there is one. Whether
+          // it was applied is known once the folder's index file is (it is listed after the data).
+          const zero = FILE_ZERO.exec(classified.name);
+          if (zero !== null) this.#filesZero.set(streamKey(classified.folderPath, zero[1]), key);
           const next = `${classified.folderPath}/${PAST_DATA_FILES}`;
           if (next > key) {
             resumeAfter = next;
@@ -157,7 +177,7 @@ export class Discovery {
     }
   }
 
-  async #readIndexFiles(folders: IndexFolder[], calls: DiscoveryRound['calls']): Promise<IndexedFolder[]> {
+  async #readIndexFiles(folders: IndexFolder[], done: DoneFilter, calls: DiscoveryRound['calls']): Promise<IndexedFolder[]> {
     const results: IndexedFolder[] = [];
     let next = 0;
     const worker = async () => {
@@ -170,12 +190,28 @@ export class Discovery {
         if (parsed.dispatcherId !== folder.dispatcherId) {
           throw new DecodeError(folder.indexPath, `the index file names ${JSON.stringify(parsed.name)}, a data file of another dispatcher`);
         }
-        if (parsed.index < FIRST_FILE_INDEX) throw fileZeroError(folder.indexPath, parsed.name);
+        this.#checkFileZero(folder, parsed.index < FIRST_FILE_INDEX ? parsed.name : undefined, done);
         results.push({ folder, newestName: parsed.name, newestIndex: parsed.index });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#options.readConcurrency, folders.length) }, worker));
     return results;
+  }
+
+  /**
+   * Throws for a data file 0 of `folder`'s stream (met by a listing, or `indexedName` when its index
+   * file names one) that was not applied; forgets one that was.
+   */
+  #checkFileZero(folder: IndexFolder, indexedName: string | undefined, done: DoneFilter): void {
+    const stream = streamKey(folder.folderPath, folder.dispatcherId);
+    const listedKey = this.#filesZero.get(stream);
+    if (listedKey === undefined && indexedName === undefined) return;
+    if (done.fileApplied(folder, 0)) {
+      this.#filesZero.delete(stream);
+      return;
+    }
+    if (listedKey !== undefined) throw fileZeroError(listedKey, listedKey.slice(listedKey.lastIndexOf('/') + 1));
+    throw fileZeroError(folder.indexPath, indexedName!);
   }
 }
 

@@ -8,14 +8,19 @@
  * same transaction as the file's rows, so each data file is applied exactly once, whatever the rows
  * carry. By commit ts, when rows carry one (csv with include-commit-ts, canal-json with `_tidb`):
  * rows below the stream's applied commit ts are skipped (a sink's re-send of what was applied), rows
- * at it are applied again (the rest of a transaction cut across files; REPLACE and delete by key make
- * a second application harmless). Rows without a commit ts (canal-json without the TiDB extension,
- * TiCDC's default; csv without include-commit-ts) are applied in file order, none skipped, and the
- * stream's recorded commit ts stays what it was (at least the table version). What is then NOT
- * possible: telling a row applied before from a new one. Rows a sink writes again into new files (a
- * rerun without resume, a TiCDC changefeed restarted from an older checkpoint) are applied again, in
- * their order: the table goes back to the older row versions until the rerun's later rows catch up,
- * and ends equal to the source once they are applied.
+ * at it are applied (the rest of a transaction cut across files, which may come with rows of it that
+ * were applied already). Applying such rows again leaves the table as it was: a REPLACE writes the
+ * same image, a delete by key removes the same row (TiCDC orders a commit ts's deletes before its
+ * puts, and the puts come again after it), and an update that moved its primary key deletes the row
+ * at its old key only while that row holds the old image, so it does not remove a row another file of
+ * the transaction wrote there (rowWriter.ts: FLOAT, DOUBLE and JSON columns are left out of that
+ * check, which then narrows to the other columns). Rows without a commit ts (canal-json without the
+ * TiDB extension, TiCDC's default; csv without include-commit-ts) are applied in file order, none
+ * skipped, and the stream's recorded commit ts stays what it was (at least the table version). What
+ * is then NOT possible: telling a row applied before from a new one. Rows a sink writes again into
+ * new files (a rerun without resume, a TiCDC changefeed restarted from an older checkpoint) are
+ * applied again, in their order: the table goes back to the older row versions until the rerun's
+ * later rows catch up, and ends equal to the source once they are applied.
  */
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';

@@ -51,6 +51,17 @@ export function folderDone(folder: IndexFolder, state: AppliedState): boolean {
   return folder.tableVersion < position.tableVersion || (folder.tableVersion === position.tableVersion && folder.date < position.date);
 }
 
+/**
+ * Has data file `fileIndex` of a folder been applied (the folder done, or its stream's position at or
+ * past that file)? Tells whether a file 0 of an old sluice layout was applied by the consumer that
+ * read it (which read from 0), so refusing it now would stop a replay that lost nothing.
+ */
+export function fileApplied(folder: IndexFolder, fileIndex: number, state: AppliedState): boolean {
+  if (folderDone(folder, state)) return true;
+  const position = state.position(tableKeyOf(folder.schema, folder.table), streamOf(folder));
+  return position !== undefined && comparePositions({ tableVersion: folder.tableVersion, date: folder.date, fileIndex }, position) <= 0;
+}
+
 export function schemaFileDone(ref: SchemaFileRef, state: AppliedState): boolean {
   const applied = state.ddlVersion(tableKeyOf(ref.schema, ref.table));
   // The applied version's own file stays known: its columns decode that version's data files.

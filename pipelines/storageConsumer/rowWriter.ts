@@ -1,11 +1,13 @@
 /**
  * Rows of one data file into MySQL, inside the caller's transaction: batched multi-row statements,
- * inserts and updates as `REPLACE INTO`, deletes by primary key, in file order.
+ * inserts and updates as `REPLACE INTO`, deletes by primary key, an update's move off its old primary
+ * key as a delete of the old image, in file order.
  *
  * Two steps, so the SQL of the next file is built while the current one is applied: `StatementBuilder`
  * turns a file's rows into statements ahead of time (`prepareRows` for decoded rows; csvStatements.ts
- * builds them straight from csv text), `applyPrepared` runs them, dropping rows below the table's
- * applied commit ts (known only when the file's turn comes).
+ * builds them straight from csv text without old values, so never a key change: a file with old
+ * values takes `prepareRows`), `applyPrepared` runs them, dropping rows below the table's applied
+ * commit ts (known only when the file's turn comes).
  *
  * Why REPLACE (TiCDC's safe mode, pingcap/ticdc pkg/sink/mysql/mysql_writer_dml_batch.go
  * `generateNormalSQL` and sql_builder.go `prepareReplace`): a row image replaces every row it
@@ -18,26 +20,48 @@
  *
  * An update whose primary key changed (old values known: a canal-json `old`, a csv D/I pair) must
  * also remove the row at its old key, which nothing else would. That delete runs just before the
- * row's REPLACE, unless an earlier row of the same file wrote a different image at that key: then the
- * old row was already displaced by that earlier REPLACE (TiCDC writes a transaction's net changes in
- * any order, so in a swap A 1->2, B 2->1 the row now at 2 is A's new row, not B's old one) and the
- * delete would remove a row the file just wrote. An image equal to the old values means the file
- * moves the row it wrote (A 1->3, then A 3->2), and the delete runs. Only two rows of one transaction
- * with images equal in every column but the key can still fool this; TiCDC's own consumer loses a
- * row in every such swap (its csv_storage_update_pk_nonclustered test, result/changefeed2_pk.res).
- * An update without old values (a csv U row) cannot change its primary key here: the old row is
- * named nowhere in the file and stays (as with TiCDC's consumer, result/changefeed3_pk.res).
+ * row's REPLACE and removes the row only while it still holds the old image: `DELETE FROM t WHERE
+ * (key = <old key> AND col <=> <old value> ...)`. TiCDC writes a transaction's changes in any order,
+ * so in a swap A 1->2, B 2->1 the row at 2 when B's delete runs is A's new row (A's REPLACE displaced
+ * B's old one), and B's delete leaves it, whether A was applied from this file, from an earlier file
+ * (the sink cuts files by size, interval and quota, not by transaction, so one commit ts can span
+ * files) or before a consumer restart: nothing is carried between rows or files. A row moved twice
+ * (A 1->3, then A 3->2) holds its old image at 3 when the second move runs, and goes.
+ *
+ * The check compares the key and the old image's columns whose literal compares exactly with the
+ * value the server stored from it. FLOAT, DOUBLE (REAL) and JSON columns are left out (a float is
+ * stored rounded and need not equal its printed text; JSON may be stored normalized): for a table
+ * with such columns the check narrows to the other columns, and with no other column left the delete
+ * is a delete by key. A BINARY(n) value is padded with 0x00 to n bytes, as the server stores it (the
+ * column is left out when n is unknown). Values compare as the server compares them (collation,
+ * trailing spaces), so two rows of one transaction whose images are equal in every compared column
+ * but the key can still fool the check, and a swap of those loses a row; TiCDC's own consumer loses
+ * a row in any primary-key swap (its csv_storage_update_pk_nonclustered test,
+ * result/changefeed2_pk.res). An update without old values (a csv U row) cannot change its primary
+ * key here: the old row is named nowhere in the file and stays (as with TiCDC's consumer,
+ * result/changefeed3_pk.res).
+ *
+ * A plain delete (a D row, a canal-json DELETE) stays a delete by key: TiCDC orders a commit ts's
+ * deletes before its puts, so no row of its own transaction is at that key yet, and a delete
+ * conditional on the image would leave a row behind whose value does not compare equal to its text
+ * (a FLOAT).
  *
  * Invariants guarded here: the effect equals applying the rows one by one in file order (a run of
- * replaces or of deletes is cut whenever the kind changes), an old-key delete left out as above being
- * the one departure from the letter of that order; applying the same rows again leaves the
- * same table (REPLACE and delete by key are idempotent, and a transaction's rows re-applied in order
- * rebuild its images); rows below `skipBelowTs` are never applied; a statement never exceeds
- * `maxRowsPerStatement` rows or `maxStatementBytes` of row text. A failing statement is narrowed down
- * to the record that fails, so the error names file and record.
+ * replaces or of deletes is cut whenever the kind changes; an old-image delete is always followed by
+ * its row's REPLACE, so it is a statement of its own); no state is kept between rows, so a
+ * transaction's rows give the same table however they are cut into files and whenever the consumer
+ * restarts between those; applying rows at the applied commit ts again (the rest of a transaction
+ * cut across files can come with rows of it applied before) leaves the same table: a REPLACE writes
+ * the same image, a delete by key removes the same row (the puts after it come again, in order), and
+ * an old-image delete finds no row still holding its old image once the transaction is applied
+ * (images equal but for the key aside, as above), so it removes no row the transaction wrote; rows
+ * below `skipBelowTs` are never applied; a statement never exceeds `maxRowsPerStatement` rows or
+ * `maxStatementBytes` of row text. A failing statement is narrowed down to the record that fails, so
+ * the error names file and record.
  */
 import type { PoolConnection } from 'mysql2/promise';
 import type { ColumnDef, ColumnValue, DecodedRow, TableDef } from '../../lib/codec/changeEvent.ts';
+import { columnClass } from '../../lib/codec/columnValue.ts';
 import { quoteIdentifier, quoteTable, sqlLiteral } from '../../lib/mysql/sql.ts';
 
 /** A table version's statement parts, built once. */
@@ -51,6 +75,14 @@ export interface TableWriter {
   replacePrefix: string;
   /** `DELETE FROM t WHERE key IN (` */
   deletePrefix: string;
+  /** `DELETE FROM t WHERE ` (then old-image conditions joined by OR) */
+  deleteOldPrefix: string;
+  /** The columns an old-image delete compares: the key columns, then the others that compare exactly. */
+  checkedColumns: readonly ColumnDef[];
+  /** Per checked column, the text before its literal: `(`key` = `, ` AND `col` <=> `... */
+  checkedPrefixes: readonly string[];
+  /** Per checked column, the width a BINARY(n) value is padded to with 0x00 (as the server stores it), else 0. */
+  checkedWidths: readonly number[];
 }
 
 /** A row that could not be applied: names the file, the record and the server's message. */
@@ -67,6 +99,19 @@ export class ApplyError extends Error {
   }
 }
 
+/**
+ * Whether a column's value, written as the SQL literal of its decoded value, compares equal to the
+ * value the server stored from that literal: not FLOAT, DOUBLE or REAL (stored rounded to binary,
+ * compared as a double with the literal's text) nor JSON (a server may store it normalized). A
+ * BINARY(n) value shorter than n is stored padded with 0x00 and compares equal once padded alike
+ * (see `oldImageOf`); without its width known, a BINARY column is left out too.
+ */
+export function comparesExactly(column: ColumnDef): boolean {
+  const cls = columnClass(column.type);
+  if (column.type === 'BINARY') return column.precision !== undefined;
+  return cls !== 'float' && cls !== 'double' && column.type !== 'JSON';
+}
+
 /** Throws when the table has no primary key: replay applies updates and deletes by key. */
 export function tableWriter(def: TableDef, schemaFilePath: string): TableWriter {
   const keyColumns = def.columns.filter((c) => c.primaryKey);
@@ -76,6 +121,8 @@ export function tableWriter(def: TableDef, schemaFilePath: string): TableWriter 
   const table = quoteTable(def.schema, def.table);
   const names = def.columns.map((c) => quoteIdentifier(c.name));
   const keyNames = keyColumns.map((c) => quoteIdentifier(c.name));
+  const checkedColumns = [...keyColumns, ...def.columns.filter((c) => !c.primaryKey && comparesExactly(c))];
+  const checkedPrefixes = checkedColumns.map((c, i) => `${i === 0 ? '(' : ' AND '}${quoteIdentifier(c.name)} ${c.primaryKey ? '=' : '<=>'} `);
   return {
     def,
     columns: def.columns,
@@ -83,22 +130,34 @@ export function tableWriter(def: TableDef, schemaFilePath: string): TableWriter 
     keyIndexes: def.columns.flatMap((c, i) => (c.primaryKey ? [i] : [])),
     replacePrefix: `REPLACE INTO ${table} (${names.join(', ')}) VALUES `,
     deletePrefix: `DELETE FROM ${table} WHERE ${keyNames.length === 1 ? keyNames[0] : `(${keyNames.join(', ')})`} IN (`,
+    deleteOldPrefix: `DELETE FROM ${table} WHERE `,
+    checkedColumns,
+    checkedPrefixes,
+    checkedWidths: checkedColumns.map((c) => (c.type === 'BINARY' ? (c.precision ?? 0) : 0)),
   };
 }
 
 const NEVER_SKIPPED = (1n << 64n) - 1n;
 
-/** 'upsert': row images as one `REPLACE INTO`; 'delete': primary keys as one `DELETE ... IN (...)`. */
-export type StatementKind = 'upsert' | 'delete';
+/**
+ * 'upsert': row images as one `REPLACE INTO`; 'delete': primary keys as one `DELETE ... IN (...)`;
+ * 'deleteOld': old images as one `DELETE ... WHERE (key = .. AND col <=> ..) OR (...)`.
+ */
+export type StatementKind = 'upsert' | 'delete' | 'deleteOld';
 
 /** The text before a statement's row parts. */
 function statementHead(writer: TableWriter, kind: StatementKind): string {
-  return kind === 'upsert' ? writer.replacePrefix : writer.deletePrefix;
+  return kind === 'upsert' ? writer.replacePrefix : kind === 'delete' ? writer.deletePrefix : writer.deleteOldPrefix;
+}
+
+/** The text between two row parts of a statement. */
+function statementSeparator(kind: StatementKind): string {
+  return kind === 'deleteOld' ? ' OR ' : ', ';
 }
 
 /** The text after a statement's row parts. */
 function statementTail(kind: StatementKind): string {
-  return kind === 'upsert' ? '' : ')';
+  return kind === 'delete' ? ')' : '';
 }
 
 /** One multi-row statement, ready to send; keeps where each row's text is, to narrow a failure or drop rows. */
@@ -173,7 +232,7 @@ export class StatementBuilder {
       this.#records = new Uint32Array(size);
       this.#ts = this.#withTs ? new BigUint64Array(size) : undefined;
       this.#minTs = undefined;
-    } else this.#push(', ');
+    } else this.#push(statementSeparator(kind));
     const i = this.#count++;
     this.#starts[i] = this.#length;
     this.#ends[i] = this.#length + length;
@@ -193,7 +252,7 @@ export class StatementBuilder {
     this.#length += piece.length;
   }
 
-  /** Adds a row's part: `(v1, v2, ...)` for an upsert, the key literal for a delete. */
+  /** Adds a row's part: `(v1, v2, ...)` for an upsert, the key literal for a delete, `(k = v AND ...)` for an old image. */
   add(kind: StatementKind, part: string, record: number, ts: bigint | undefined): void {
     this.#open(kind, part.length, record, ts);
     this.#push(part);
@@ -264,37 +323,46 @@ function keyOf(writer: TableWriter, columns: Record<string, ColumnValue>): strin
 }
 
 /**
+ * `(`key` = 1 AND `col` <=> 'a' ...)`: the old image's key and its columns that compare exactly, a
+ * BINARY(n) value padded with 0x00 to n bytes as the server stored it.
+ */
+function oldImageOf(writer: TableWriter, old: Record<string, ColumnValue>): string {
+  const columns = writer.checkedColumns;
+  const prefixes = writer.checkedPrefixes;
+  const widths = writer.checkedWidths;
+  let sql = '';
+  for (let i = 0; i < columns.length; i++) {
+    let value = old[columns[i]!.name] ?? null;
+    const width = widths[i]!;
+    if (width > 0 && value instanceof Uint8Array && value.byteLength < width) {
+      const padded = new Uint8Array(width);
+      padded.set(value);
+      value = padded;
+    }
+    sql += prefixes[i]! + sqlLiteral(value);
+  }
+  return `${sql})`;
+}
+
+/**
  * Decoded rows (canal-json, or csv the fast path does not take) into statements. Throws `ApplyError`
- * naming the record. An update whose primary key changed deletes its old key first, unless an earlier
- * row of the file wrote another image there (see the module header).
+ * naming the record. An update whose primary key changed first deletes the row at its old key if that
+ * row still holds the old image (see the module header); a delete is by key.
  */
 export function prepareRows(writer: TableWriter, rows: readonly DecodedRow[], path: string, limits: StatementLimits): PreparedFile {
   const builder = new StatementBuilder(writer, limits, rows.some((r) => r.commitTs !== undefined));
-  // Key literal -> the image (values literal) the file last wrote there, or null once deleted.
-  const written = new Map<string, string | null>();
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     const record = i + 1;
     try {
-      const key = keyOf(writer, row.columns);
       if (row.op === 'delete') {
-        builder.add('delete', key, record, row.commitTs);
-        written.set(key, null);
+        builder.add('delete', keyOf(writer, row.columns), record, row.commitTs);
         continue;
       }
-      if (row.op === 'update' && row.oldColumns !== undefined) {
-        const oldKey = keyOf(writer, row.oldColumns);
-        if (oldKey !== key) {
-          const there = written.get(oldKey);
-          if (typeof there !== 'string' || there === valuesOf(writer, row.oldColumns)) {
-            builder.add('delete', oldKey, record, row.commitTs);
-            written.set(oldKey, null);
-          }
-        }
+      if (row.op === 'update' && row.oldColumns !== undefined && keyOf(writer, row.oldColumns) !== keyOf(writer, row.columns)) {
+        builder.add('deleteOld', oldImageOf(writer, row.oldColumns), record, row.commitTs);
       }
-      const values = valuesOf(writer, row.columns);
-      builder.add('upsert', values, record, row.commitTs);
-      written.set(key, values);
+      builder.add('upsert', valuesOf(writer, row.columns), record, row.commitTs);
     } catch (error) {
       throw new ApplyError(path, record, error instanceof Error ? error.message : String(error), error);
     }
@@ -332,8 +400,9 @@ function withoutOlder(writer: TableWriter, statement: PreparedStatement, skipBel
   const records = new Uint32Array(n);
   const kept = new BigUint64Array(n);
   let sql = statementHead(writer, statement.kind);
+  const separator = statementSeparator(statement.kind);
   keep.forEach((from, i) => {
-    if (i > 0) sql += ', ';
+    if (i > 0) sql += separator;
     starts[i] = sql.length;
     sql += statement.sql.slice(statement.starts[from], statement.ends[from]);
     ends[i] = sql.length;

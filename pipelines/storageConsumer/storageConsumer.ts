@@ -30,7 +30,7 @@ import { ItemApplier } from './itemApplier.ts';
 import { checkOptions, STORAGE_CONSUMER_DEFAULTS, type Settings, type StorageConsumerOptions } from './options.ts';
 import { tableKeyOf, type SchemaFileRef } from './pathKey.ts';
 import type { ConsumerProgress } from './progress.ts';
-import { folderDone, planRound, schemaFileDone, type WorkItem } from './roundPlan.ts';
+import { fileApplied, folderDone, planRound, schemaFileDone, type WorkItem } from './roundPlan.ts';
 import { TableStates } from './tableStates.ts';
 
 /**
@@ -38,8 +38,8 @@ import { TableStates } from './tableStates.ts';
  *
  * Lossless and exactly once in effect: each data file's rows and the table's checkpoint commit in
  * one transaction; a restart resumes after the last committed file, and rows below a table's
- * applied commit ts are skipped. Rows at that exact commit ts are applied again (upserts and deletes
- * by primary key make that harmless), because a transaction may span two data files.
+ * applied commit ts are skipped. Rows at that exact commit ts are applied again, because a
+ * transaction may span two data files (rowWriter.ts says why that is safe).
  * Bounded: `prefetchFiles` / `prefetchBytes` decoded files ahead; table state released when idle.
  * Unsubscribing stops after the statement in flight (an unfinished transaction is rolled back).
  *
@@ -139,6 +139,7 @@ class Consumer {
       discovered = await this.#discovery.round({
         schemaFileDone: (ref) => schemaFileDone(ref, this.#tables),
         folderDone: (folder) => folderDone(folder, this.#tables),
+        fileApplied: (folder, fileIndex) => fileApplied(folder, fileIndex, this.#tables),
       });
     } catch (error) {
       metrics?.error('discover');

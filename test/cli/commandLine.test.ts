@@ -65,6 +65,18 @@ describe('lib/cli/commandLine', () => {
       // A string flag keeps its `=` value as it is.
       expect(parseFlags(['--to=false'], FLAGS).to).to.equal('false');
     });
+
+    it('gives a boolean flag its last mention, whatever the forms (=false, =true, plain, short)', () => {
+      expect(parseFlags(['--once=false', '--once'], FLAGS).once, '--once=false --once').to.equal(true);
+      expect(parseFlags(['--once=false', '--once=true'], FLAGS).once, '--once=false --once=true').to.equal(true);
+      expect(parseFlags(['--once', '--once=false'], FLAGS).once, '--once --once=false').to.equal(false);
+      expect(parseFlags(['--once=true', '--once=false'], FLAGS).once, '--once=true --once=false').to.equal(false);
+      expect(parseFlags(['--once=false', '--once', '--to', 'x', '--once=false'], FLAGS).once, 'false, plain, false').to.equal(false);
+      expect(parseFlags(['--help=false', '-h'], FLAGS).help, '--help=false -h').to.equal(true);
+      expect(parseFlags(['-h', '--help=false'], FLAGS).help, '-h --help=false').to.equal(false);
+      // Another flag between them changes nothing.
+      expect(parseFlags(['--once=false', '--to', 'x'], FLAGS)).to.deep.include({ once: false, to: 'x' });
+    });
   });
 
   describe('runCommandLine', () => {

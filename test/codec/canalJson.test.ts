@@ -117,6 +117,18 @@ describe('canal-json codec', () => {
       expect(() => checkCanalJsonOptions('t', 'x')).to.throw(InvalidOptionError, 't: option canalJson must be an object');
     });
 
+    it('refuses an unknown key, naming it and the settings there are, rather than giving the defaults', () => {
+      // Misspelt settings (extention, termintor) must not silently become the TiDB extension on and CRLF.
+      expect(() => checkCanalJsonOptions('storageSink', { enableTidbExtention: false, terminator: '\n' })).to.throw(
+        InvalidOptionError,
+        'storageSink: option canalJson.enableTidbExtention must be absent: the canalJson settings are enableTidbExtension, terminator, got false',
+      );
+      expect(() => checkCanalJsonOptions('storageSink', { enableTidbExtension: false, termintor: '\n' })).to.throw(InvalidOptionError, 'option canalJson.termintor must be absent');
+      // buildTimeMs is the sink's own option, not a file-level canal-json setting.
+      expect(() => checkCanalJsonOptions('t', { buildTimeMs: 5 })).to.throw(InvalidOptionError, 'option canalJson.buildTimeMs must be absent');
+      expect(checkCanalJsonOptions('t', { enableTidbExtension: false, terminator: undefined })).to.deep.equal({ enableTidbExtension: false, terminator: '\r\n' });
+    });
+
     it('refuses an ENUM value outside its elems, an ENUM without elems, and a row of another table', () => {
       expect(() => encodeCanalJsonRow(row('insert', { ...values, color: 'blue' }), table)).to.throw(
         InvalidChangeEventError,

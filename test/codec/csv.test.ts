@@ -381,6 +381,25 @@ describe('csv codec', () => {
       expect(() => decodeCsvRows(escaped.slice(0, -1), table, { quote: '', terminator: '\n', where })).to.throw(DecodeError, /the last record does not end with LF \(truncated file\?\)/);
     });
 
+    it('a CRLF file cut right after the CR is truncated, not a file of terminator CR', () => {
+      const crlf = encodeCsvRows([row('insert', values), row('insert', values)], table);
+      expect(crlf.endsWith('\r\n')).to.equal(true);
+      const cut = crlf.slice(0, -1);
+      expect(() => decodeCsvRows(cut, table, { where })).to.throw(DecodeError, `${where} line 2: the last record does not end with CRLF, only with its start "\\r" (truncated file?)`);
+      let message = '';
+      try {
+        decodeCsvRows(cut, table, { where });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).to.not.contain('--terminator');
+      // With quote '' (the last field unquoted) and with another delimiter alike.
+      const bare = encodeCsvRows([row('insert', values)], table, { quote: '', delimiter: '|' });
+      expect(() => decodeCsvRows(bare.slice(0, -1), table, { quote: '', delimiter: '|', where })).to.throw(DecodeError, `${where} line 1: the last record does not end with CRLF, only with its start "\\r" (truncated file?)`);
+      // A CR that is not the end of the text is still a record of another terminator.
+      expect(() => decodeCsvRows(crlf.replaceAll('\r\n', '\r'), table, { where })).to.throw(DecodeError, /was the sink run with terminator '\\r'\? pass --terminator '\\r'/);
+    });
+
     it("a file of another terminator: the error says which to pass", () => {
       const lf = encodeCsvRows([row('insert', values)], table, { terminator: '\n' });
       expect(() => decodeCsvRows(lf, table, { where })).to.throw(DecodeError, `${where} line 1: unexpected "\\n" after field 15 (fields are separated by ",", records end with CRLF); was the sink run with terminator '\\n'? pass --terminator '\\n'`);

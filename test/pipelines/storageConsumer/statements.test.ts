@@ -11,7 +11,7 @@ import { checkCsvOptions, csvHeaderLine, decodeCsvRows, encodeCsvRows, type CsvD
 import { csvDialectArb, fastCsvDialectArb } from '../../codec/csvDialects.ts';
 import { prepareCsvStatements } from '../../../pipelines/storageConsumer/csvStatements.ts';
 import { decodeDataFile, prepareDataFile } from '../../../pipelines/storageConsumer/decodeFile.ts';
-import { applyPrepared, prepareRows, tableWriter, type PreparedFile } from '../../../pipelines/storageConsumer/rowWriter.ts';
+import { applyPrepared, prepareRows, StatementBuilder, tableWriter, type PreparedFile } from '../../../pipelines/storageConsumer/rowWriter.ts';
 import { ItemScheduler } from '../../../pipelines/storageConsumer/schedule.ts';
 
 const TABLE: TableDef = {
@@ -249,16 +249,19 @@ describe('storageConsumer statements: updates that change a key', () => {
     expect(statementsOf(text)).to.deep.equal(["REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (1, 'example1'), (1, 'example2')"]);
   });
 
-  it("a primary-key swap as D/I pairs in any order: the old key's delete is left out where the file already wrote another row there", () => {
+  it("a primary-key swap as D/I pairs in any order: each old key's delete removes only a row holding the old image", () => {
     // pingcap/ticdc tests/integration_tests/csv_storage_update_pk_nonclustered/result/changefeed2_pk.res
     // (commit ts shortened): the transaction "id 1->3, 2->1, 3->2" as two D/I pairs. TiCDC's consumer
-    // loses id=2 here ("delete are not sorted before insert within single txn").
+    // loses id=2 here ("delete are not sorted before insert within single txn"). The second delete
+    // finds (2, 'example1'), which the first pair wrote, and leaves it.
     const text =
       '"D","update_pk","test",7,true,1,"example1"\r\n"I","update_pk","test",7,true,2,"example1"\r\n' +
       '"D","update_pk","test",7,true,2,"example2"\r\n"I","update_pk","test",7,true,1,"example2"\r\n';
     expect(statementsOf(text)).to.deep.equal([
-      'DELETE FROM `test`.`update_pk` WHERE `id` IN (1)',
-      "REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (2, 'example1'), (1, 'example2')",
+      "DELETE FROM `test`.`update_pk` WHERE (`id` = 1 AND `pad` <=> 'example1')",
+      "REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (2, 'example1')",
+      "DELETE FROM `test`.`update_pk` WHERE (`id` = 2 AND `pad` <=> 'example2')",
+      "REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (1, 'example2')",
     ]);
   });
 
@@ -267,10 +270,56 @@ describe('storageConsumer statements: updates that change a key', () => {
       '"D","update_pk","test",7,true,1,"a"\r\n"I","update_pk","test",7,true,3,"a"\r\n' +
       '"D","update_pk","test",7,true,3,"a"\r\n"I","update_pk","test",7,true,2,"a"\r\n';
     expect(statementsOf(text)).to.deep.equal([
-      'DELETE FROM `test`.`update_pk` WHERE `id` IN (1)',
+      "DELETE FROM `test`.`update_pk` WHERE (`id` = 1 AND `pad` <=> 'a')",
       "REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (3, 'a')",
-      'DELETE FROM `test`.`update_pk` WHERE `id` IN (3)',
+      "DELETE FROM `test`.`update_pk` WHERE (`id` = 3 AND `pad` <=> 'a')",
       "REPLACE INTO `test`.`update_pk` (`id`, `pad`) VALUES (2, 'a')",
     ]);
+  });
+
+  it('the old-image check: key columns by =, the others by <=>, FLOAT/DOUBLE/JSON left out, BINARY(n) padded; a plain delete stays by key', () => {
+    const table: TableDef = {
+      schema: 'db',
+      table: 'm',
+      version: 1n,
+      columns: [
+        { name: 'a', type: 'INT', primaryKey: true, nullable: false },
+        { name: 'f', type: 'FLOAT' },
+        { name: 'b', type: 'VARCHAR', precision: 8, primaryKey: true, nullable: false },
+        { name: 'd', type: 'DOUBLE' },
+        { name: 'j', type: 'JSON' },
+        { name: 'bin', type: 'BINARY', precision: 3 },
+        { name: 'raw', type: 'BINARY' },
+        { name: 'n', type: 'DECIMAL', precision: 10, scale: 2 },
+      ],
+    };
+    const image = { f: 1.5, d: 0.1, j: '{}', bin: new Uint8Array([1]), raw: new Uint8Array([2]), n: null };
+    const rows: RowChange[] = [
+      { kind: 'row', op: 'update', schema: 'db', table: 'm', tableVersion: 1n, commitTs: 5n, dispatcherId: 'd', columns: { a: 2, b: 'y', ...image }, oldColumns: { a: 1, b: "x'", ...image } },
+      { kind: 'row', op: 'delete', schema: 'db', table: 'm', tableVersion: 1n, commitTs: 6n, dispatcherId: 'd', columns: { a: 2, b: 'y', ...image } },
+    ];
+    const sql = prepareRows(tableWriter(table, 'schema'), rows, 'f', LIMITS).statements.map((s) => s.sql);
+    expect(sql).to.deep.equal([
+      "DELETE FROM `db`.`m` WHERE (`a` = 1 AND `b` = 'x\\'' AND `bin` <=> X'010000' AND `n` <=> NULL)",
+      "REPLACE INTO `db`.`m` (`a`, `f`, `b`, `d`, `j`, `bin`, `raw`, `n`) VALUES (2, 1.5, 'y', 0.1, '{}', X'01', X'02', NULL)",
+      "DELETE FROM `db`.`m` WHERE (`a`, `b`) IN ((2, 'y'))",
+    ]);
+    // Nothing but the key left to compare: the old-image delete is a delete by key.
+    const floats: TableDef = { ...table, columns: [table.columns[0]!, table.columns[1]!] };
+    const move: RowChange = { kind: 'row', op: 'update', schema: 'db', table: 'm', tableVersion: 1n, commitTs: 5n, dispatcherId: 'd', columns: { a: 2, f: 1.5 }, oldColumns: { a: 1, f: 1.5 } };
+    expect(prepareRows(tableWriter(floats, 'schema'), [move], 'f', LIMITS).statements.map((s) => s.sql)[0]).to.equal('DELETE FROM `db`.`m` WHERE (`a` = 1)');
+  });
+
+  it('old-image deletes of one statement are joined by OR, and applyPrepared drops the parts below the applied commit ts', async () => {
+    const writer = tableWriter(UPDATE_PK, 'schema');
+    const builder = new StatementBuilder(writer, LIMITS, true);
+    builder.add('deleteOld', "(`id` = 1 AND `pad` <=> 'a')", 1, 10n);
+    builder.add('deleteOld', "(`id` = 2 AND `pad` <=> 'b')", 2, 20n);
+    const file = builder.finish(2);
+    expect(file.statements.map((s) => s.sql)).to.deep.equal(["DELETE FROM `test`.`update_pk` WHERE (`id` = 1 AND `pad` <=> 'a') OR (`id` = 2 AND `pad` <=> 'b')"]);
+    const sent: string[] = [];
+    const connection = { query: async (sql: string) => (sent.push(sql), [{}]) } as unknown as PoolConnection;
+    expect(await applyPrepared(connection, writer, file, { path: 'f', skipBelowTs: 15n })).to.deep.include({ applied: 1, skipped: 1 });
+    expect(sent).to.deep.equal(["DELETE FROM `test`.`update_pk` WHERE (`id` = 2 AND `pad` <=> 'b')"]);
   });
 });

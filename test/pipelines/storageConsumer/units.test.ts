@@ -5,11 +5,12 @@ import { MemoryStorage } from '../../../lib/storage/memoryStorage.ts';
 import type { ExternalStorage, ListOptions } from '../../../lib/storage/storage.ts';
 import { alterFromDiff, createTableSql, planDdl, UnsupportedDdlError } from '../../../pipelines/storageConsumer/ddl.ts';
 import { decodeDataFile } from '../../../pipelines/storageConsumer/decodeFile.ts';
-import { Discovery } from '../../../pipelines/storageConsumer/discovery.ts';
+import { Discovery, type DoneFilter } from '../../../pipelines/storageConsumer/discovery.ts';
 import { DecodeError } from '../../../lib/codec/changeEvent.ts';
 import type { DateSeparator, FolderLayout } from '../../../lib/codec/layout.ts';
 import { classifyKey, parseIndexPath, type IndexFolder } from '../../../pipelines/storageConsumer/pathKey.ts';
-import { planRound, type AppliedState } from '../../../pipelines/storageConsumer/roundPlan.ts';
+import { fileApplied, folderDone, planRound, schemaFileDone, type AppliedState } from '../../../pipelines/storageConsumer/roundPlan.ts';
+import type { Position } from '../../../pipelines/storageConsumer/checkpointStore.ts';
 import { tableWriter, writeRows } from '../../../pipelines/storageConsumer/rowWriter.ts';
 import { freshDatabase, sharedMariaDb } from '../../support/mariadb.ts';
 import { serviceOrSkip } from '../../support/services.ts';
@@ -269,7 +270,7 @@ describe('storageConsumer pieces', () => {
       await putMetadata(storage, 100n);
       const { wrapped, calls } = counting(storage);
       const discovery = new Discovery(wrapped, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT });
-      const done = { schemaFileDone: () => false, folderDone: () => false };
+      const done = { schemaFileDone: () => false, folderDone: () => false, fileApplied: () => false };
       const first = await discovery.round(done);
       expect(first.listed).to.equal(true);
       expect(first.folders.map((f) => f.newestIndex)).to.deep.equal([40, 40]);
@@ -287,7 +288,7 @@ describe('storageConsumer pieces', () => {
       await putSchema(storage, c);
       await putDataFiles(storage, c, [[insert(c, 51n, { id: 1, name: 'x' })]]);
       await putMetadata(storage, 200n);
-      const moved = await discovery.round({ schemaFileDone: () => false, folderDone: (f) => f.table === 'a' });
+      const moved = await discovery.round({ schemaFileDone: () => false, folderDone: (f) => f.table === 'a', fileApplied: () => false });
       expect(moved.listed).to.equal(true);
       expect(moved.folders.map((f) => f.folder.table).sort()).to.deep.equal(['b', 'c']);
     });
@@ -298,7 +299,7 @@ describe('storageConsumer pieces', () => {
       await putSchema(storage, table);
       for (const id of [1093n, 1094n, 1095n, 1096n, 1097n]) await putDataFiles(storage, table, [[insert(table, 11n, { id: Number(id), name: 'x' })]], 'csv', '', id);
       const discovery = new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: layoutOf('none', true) });
-      const round = await discovery.round({ schemaFileDone: () => false, folderDone: () => false });
+      const round = await discovery.round({ schemaFileDone: () => false, folderDone: () => false, fileApplied: () => false });
       expect(round.folders.map((f) => [f.folder.partitionId, f.folder.date, f.newestIndex]).sort()).to.deep.equal([
         ['1093', '', 1],
         ['1094', '', 1],
@@ -307,7 +308,7 @@ describe('storageConsumer pieces', () => {
         ['1097', '', 1],
       ]);
       const wrong = new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: layoutOf('none', false) });
-      const error = await wrong.round({ schemaFileDone: () => false, folderDone: () => false }).then(() => undefined, (e: unknown) => e);
+      const error = await wrong.round({ schemaFileDone: () => false, folderDone: () => false, fileApplied: () => false }).then(() => undefined, (e: unknown) => e);
       expect(error).to.be.instanceOf(DecodeError).with.property('message').that.matches(/^s\/p\/10\/1093\/meta\/CDC\.index: one level after the table version .*enable-partition-separator=true \(partition 1093\)/);
     });
 
@@ -317,7 +318,7 @@ describe('storageConsumer pieces', () => {
       await putSchema(indexOnly, table);
       await indexOnly.put('s/z/10/2024-05-01/meta/CDC.index', new TextEncoder().encode('CDC000000.csv\n'));
       const discovery = (storage: MemoryStorage) => new Discovery(storage, { relistIntervalMs: 60_000, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT });
-      const never = { schemaFileDone: () => false, folderDone: () => false };
+      const never = { schemaFileDone: () => false, folderDone: () => false, fileApplied: () => false };
       const named = await discovery(indexOnly).round(never).then(() => undefined, (e: unknown) => e);
       expect(named).to.be.instanceOf(DecodeError).with.property('message').that.matches(/^s\/z\/10\/2024-05-01\/meta\/CDC\.index: "CDC000000\.csv" is numbered 0, but TiCDC numbers .* from 1 .*read 1\.\.N/);
       // An old sluice layout across dispatchers: files 0..1, the index naming 1. Reading 1 alone would lose file 0 in silence.
@@ -333,6 +334,48 @@ describe('storageConsumer pieces', () => {
       expect((await discovery(plain).round(never)).folders.map((f) => f.newestIndex), 'a TiCDC layout (1..N) passes').to.deep.equal([1]);
       await plain.put('s/z/10/2024-05-01/CDC000000.csv', new TextEncoder().encode('"I","z","s",11,1,"a"\r\n'));
       expect(await discovery(plain).round(never).then(() => undefined, (e: unknown) => e)).to.be.instanceOf(DecodeError).with.property('message').that.contains('CDC000000.csv: "CDC000000.csv" is numbered 0');
+    });
+
+    it('lets a file 0 pass once its stream applied it (an old layout an earlier replay read from 0), every round, and says what to do when not', async () => {
+      const table = def('s', 'z', 10n);
+      const old = new MemoryStorage();
+      await putSchema(old, table);
+      for (const name of ['CDC000000.csv', 'CDC000001.csv']) await old.put(`s/z/10/2024-05-01/${name}`, new TextEncoder().encode('"I","z","s",11,1,"a"\r\n'));
+      await old.put('s/z/10/2024-05-01/meta/CDC.index', new TextEncoder().encode('CDC000001.csv\n'));
+      const applied = (position: Position | undefined): DoneFilter & AppliedState => {
+        const state: AppliedState = { ddlVersion: () => 10n, position: () => position };
+        return { ...state, schemaFileDone: (ref) => schemaFileDone(ref, state), folderDone: (f) => folderDone(f, state), fileApplied: (f, index) => fileApplied(f, index, state) };
+      };
+      const at = (date: string, fileIndex: number): Position => ({ tableVersion: 10n, date, fileIndex, commitTs: 11n });
+      const dataPaths = (plan: ReturnType<typeof planRound>) => plan.items.flatMap((i) => (i.kind === 'data' ? [i.path] : []));
+
+      // The earlier consumer applied 0..1: nothing is refused, round after round, and nothing is left to apply.
+      const whole = applied(at('2024-05-01', 1));
+      const discovery = new Discovery(old, { relistIntervalMs: 0, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT });
+      for (const round of [1, 2]) {
+        const found = await discovery.round(whole);
+        expect(found.listed, `round ${round}`).to.equal(true);
+        expect(found.folders.map((f) => f.newestIndex), `round ${round}`).to.deep.equal([1]);
+        expect(dataPaths(planRound(found.schemaFiles, found.folders, whole)), `round ${round}`).to.deep.equal([]);
+      }
+      // It applied file 0 only: the files after it are replayed.
+      const first = applied(at('2024-05-01', 0));
+      const found = await new Discovery(old, { relistIntervalMs: 0, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT }).round(first);
+      expect(dataPaths(planRound(found.schemaFiles, found.folders, first))).to.deep.equal(['s/z/10/2024-05-01/CDC000001.csv']);
+      // A position before the folder, or none: file 0 was never applied and would be lost.
+      for (const position of [at('2024-04-30', 7), undefined]) {
+        const refused = await new Discovery(old, { relistIntervalMs: 0, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT }).round(applied(position)).then(() => undefined, (e: unknown) => e);
+        expect(refused, JSON.stringify(position, (_, v) => (typeof v === 'bigint' ? String(v) : v))).to.be.instanceOf(DecodeError).with.property('message').that.matches(
+          /^s\/z\/10\/2024-05-01\/CDC000000\.csv: "CDC000000\.csv" is numbered 0, .*no earlier replay into this database applied it\. .*To replay it, either rename the data files .* one number up, highest first .*or write the changes again with the current sink/,
+        );
+      }
+      // An index file naming file 0, applied: passes, nothing planned.
+      const indexOnly = new MemoryStorage();
+      await putSchema(indexOnly, table);
+      await indexOnly.put('s/z/10/2024-05-01/meta/CDC.index', new TextEncoder().encode('CDC000000.csv\n'));
+      const zeroOnly = await new Discovery(indexOnly, { relistIntervalMs: 0, readConcurrency: 4, now: () => 0, layout: TICDC_DEFAULT }).round(applied(at('2024-05-01', 0)));
+      expect(zeroOnly.folders.map((f) => f.newestIndex)).to.deep.equal([0]);
+      expect(dataPaths(planRound(zeroOnly.schemaFiles, zeroOnly.folders, applied(at('2024-05-01', 0))))).to.deep.equal([]);
     });
   });
 

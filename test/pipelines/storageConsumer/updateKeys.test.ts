@@ -10,7 +10,10 @@
  * (the csv rows TiCDC writes for each configuration: conf/changefeed*.toml). Those rows are used as
  * they are, with the schema `test` renamed to this test's database; `PRIMARY KEY CLUSTERED` /
  * `NONCLUSTERED` (TiDB syntax) is left out of the DDL MariaDB runs. The expected final state is
- * what run.sql leaves in the source (what check_sync_diff compares).
+ * what run.sql leaves in the source (what check_sync_diff compares). Beyond upstream's cases: a
+ * primary-key swap of one transaction cut across two data files (also with the consumer restarted
+ * between them), and key changes in tables of every column type, those the old-image delete leaves
+ * out of its check (FLOAT, DOUBLE, JSON) included.
  */
 import { expect } from 'chai';
 import { createPool, type Pool } from 'mysql2/promise';
@@ -298,6 +301,125 @@ describe('storageConsumer: updates that change a key, canal-json without _tidb (
       const second = await replay(storage, db);
       expect(second.filter((p) => p.kind === 'data').map((p) => (p as { path: string }).path)).to.deep.equal([`${db}/update_pk/${VERSION}/CDC000004.json`]);
       expect(await rows(db, 'update_pk')).to.deep.equal([{ id: 1, pad: 'again' }, ...FINAL_PK.slice(2)]);
+    });
+
+    // One transaction (one commit ts) cut across two data files: the sink cuts files by size,
+    // interval or quota whatever the commit ts. File 1 inserts (1,'a') and (2,'b'); files 2 and 3
+    // hold the swap "1 -> 2, 2 -> 1" of one transaction. Applying file 3's old-key delete by key
+    // alone would remove the row file 2 wrote at id 2.
+    const splitSwap = (t: TableDef): string[] =>
+      [
+        [row(t, 'insert', VERSION + 1n, { id: 1, pad: 'a' }), row(t, 'insert', VERSION + 1n, { id: 2, pad: 'b' })],
+        [row(t, 'update', VERSION + 2n, { id: 2, pad: 'a' }, { id: 1, pad: 'a' })],
+        [row(t, 'update', VERSION + 2n, { id: 1, pad: 'b' }, { id: 2, pad: 'b' })],
+      ].map((list) => encodeCanalJsonRows(list, t));
+    const SWAPPED = [{ id: 1, pad: 'b' }, { id: 2, pad: 'a' }];
+
+    it('a primary-key swap of one transaction cut across two files: both rows land, and a second replay changes nothing', async () => {
+      const db = await freshDatabase(url, 'keys');
+      const storage = new MemoryStorage();
+      await layout(storage, db, { update_pk: splitSwap(PK(db)) }, '.json');
+      await replay(storage, db);
+      expect(await rows(db, 'update_pk')).to.deep.equal(SWAPPED);
+      const again = await replay(storage, db);
+      expect(again.filter((p) => p.kind === 'data')).to.deep.equal([]);
+    });
+
+    it('the same swap with the consumer restarted between the two files: the new consumer applies file 3 only, both rows land', async () => {
+      const db = await freshDatabase(url, 'keys');
+      const storage = new MemoryStorage();
+      const files = splitSwap(PK(db));
+      await layout(storage, db, { update_pk: files.slice(0, 2) }, '.json');
+      await replay(storage, db);
+      expect(await rows(db, 'update_pk')).to.deep.equal([{ id: 2, pad: 'a' }]);
+      await putFiles(storage, db, 'update_pk', files.slice(2), '.json', FIRST_FILE_INDEX + 2);
+      const second = await replay(storage, db);
+      expect(second.filter((p) => p.kind === 'data').map((p) => (p as { path: string }).path)).to.deep.equal([`${db}/update_pk/${VERSION}/CDC000003.json`]);
+      expect(await rows(db, 'update_pk')).to.deep.equal(SWAPPED);
+    });
+
+    it('a key change in tables with FLOAT, DOUBLE and JSON columns (left out of the old-image check): the old row goes', async () => {
+      const db = await freshDatabase(url, 'keys');
+      const storage = new MemoryStorage();
+      const mixed: TableDef = {
+        schema: db,
+        table: 'float_pk',
+        version: VERSION,
+        columns: [
+          { name: 'id', type: 'INT', primaryKey: true, nullable: false },
+          { name: 'f', type: 'FLOAT', nullable: false },
+          { name: 'd', type: 'DOUBLE', nullable: false },
+          { name: 'j', type: 'JSON' },
+          { name: 'pad', type: 'VARCHAR', precision: 100, nullable: false },
+        ],
+      };
+      // Nothing but the key compares exactly: the old-key delete is a delete by key.
+      const floatOnly: TableDef = { schema: db, table: 'float_only', version: VERSION, columns: [mixed.columns[0]!, mixed.columns[1]!] };
+      await putSchema(storage, ddl('CREATE TABLE', 'CREATE TABLE `float_pk` (`id` int PRIMARY KEY, `f` float NOT NULL, `d` double NOT NULL, `j` json, `pad` varchar(100) NOT NULL)', db, 'float_pk', VERSION, mixed));
+      await putSchema(storage, ddl('CREATE TABLE', 'CREATE TABLE `float_only` (`id` int PRIMARY KEY, `f` float NOT NULL)', db, 'float_only', VERSION, floatOnly));
+      const image = { f: 1.1, d: 0.1, j: '{"a": [1, 2.5]}', pad: 'x' };
+      await putFiles(storage, db, 'float_pk', [encodeCanalJsonRows([
+        row(mixed, 'insert', VERSION + 1n, { id: 1, ...image }),
+        row(mixed, 'insert', VERSION + 1n, { id: 5, ...image, pad: 'stays' }),
+      ], mixed), encodeCanalJsonRows([row(mixed, 'update', VERSION + 2n, { id: 2, ...image }, { id: 1, ...image })], mixed)], '.json', FIRST_FILE_INDEX);
+      await putFiles(storage, db, 'float_only', [encodeCanalJsonRows([
+        row(floatOnly, 'insert', VERSION + 1n, { id: 1, f: 1.1 }),
+        row(floatOnly, 'update', VERSION + 2n, { id: 2, f: 1.1 }, { id: 1, f: 1.1 }),
+      ], floatOnly)], '.json', FIRST_FILE_INDEX);
+      await storage.put('metadata', UTF8.encode(metadataFile(VERSION + (1n << 40n))));
+      await replay(storage, db);
+      const [left] = await pool.query(`SELECT id, pad FROM \`${db}\`.float_pk ORDER BY id`);
+      expect(left).to.deep.equal([{ id: 2, pad: 'x' }, { id: 5, pad: 'stays' }]);
+      expect(await rows(db, 'float_only')).to.deep.equal([{ id: 2, f: 1.1 }]);
+    });
+
+    it('a key change in a table of every other column type (compared in the old-image check, a short BINARY(4) value padded as stored): the old row goes', async () => {
+      const db = await freshDatabase(url, 'keys');
+      const storage = new MemoryStorage();
+      const types: TableDef = {
+        schema: db,
+        table: 'types_pk',
+        version: VERSION,
+        columns: [
+          { name: 'id', type: 'INT', primaryKey: true, nullable: false },
+          { name: 'ti', type: 'TINYINT' },
+          { name: 'bu', type: 'BIGINT', unsigned: true },
+          { name: 'de', type: 'DECIMAL', precision: 30, scale: 5 },
+          { name: 'bits', type: 'BIT', precision: 8 },
+          { name: 'c', type: 'CHAR', precision: 4 },
+          { name: 'vc', type: 'VARCHAR', precision: 16 },
+          { name: 't', type: 'TEXT' },
+          { name: 'bin', type: 'BINARY', precision: 4 },
+          { name: 'vb', type: 'VARBINARY', precision: 8 },
+          { name: 'bl', type: 'BLOB' },
+          { name: 'e', type: 'ENUM', elems: ['a', 'b,c'] },
+          { name: 'st', type: 'SET', elems: ['x', 'y'] },
+          { name: 'da', type: 'DATE' },
+          { name: 'dt', type: 'DATETIME', precision: 6 },
+          { name: 'ts', type: 'TIMESTAMP', precision: 3 },
+          { name: 'tm', type: 'TIME' },
+          { name: 'y', type: 'YEAR' },
+          { name: 'n', type: 'VARCHAR', precision: 8 },
+        ],
+      };
+      const create =
+        'CREATE TABLE `types_pk` (`id` int PRIMARY KEY, `ti` tinyint, `bu` bigint unsigned, `de` decimal(30,5), `bits` bit(8), `c` char(4), ' +
+        "`vc` varchar(16), `t` text, `bin` binary(4), `vb` varbinary(8), `bl` blob, `e` enum('a','b,c'), `st` set('x','y'), `da` date, " +
+        '`dt` datetime(6), `ts` timestamp(3) NULL, `tm` time, `y` year, `n` varchar(8))';
+      await putSchema(storage, ddl('CREATE TABLE', create, db, 'types_pk', VERSION, types));
+      const image: Record<string, ColumnValue> = {
+        ti: -5, bu: 18446744073709551615n, de: '123456789012345678901234.50000', bits: 5n, c: 'ab', vc: "It's", t: 'a\\b\n"c"', bin: new Uint8Array([1, 2]),
+        vb: new Uint8Array([0, 255]), bl: new Uint8Array([0, 1, 2]), e: 'b,c', st: 'x,y', da: '2024-05-01', dt: '2024-05-01 12:00:00.123456',
+        ts: '2024-05-01 12:00:00.123', tm: '-12:30:00', y: 2024, n: null,
+      };
+      await putFiles(storage, db, 'types_pk', [encodeCanalJsonRows([
+        row(types, 'insert', VERSION + 1n, { id: 1, ...image }),
+        row(types, 'update', VERSION + 2n, { id: 2, ...image }, { id: 1, ...image }),
+      ], types)], '.json', FIRST_FILE_INDEX);
+      await storage.put('metadata', UTF8.encode(metadataFile(VERSION + (1n << 40n))));
+      await replay(storage, db);
+      const [left] = await pool.query(`SELECT id, vc FROM \`${db}\`.types_pk ORDER BY id`);
+      expect(left).to.deep.equal([{ id: 2, vc: "It's" }]);
     });
 
     it('refuses a file that mixes rows with and without _tidb, naming the file and line', async () => {

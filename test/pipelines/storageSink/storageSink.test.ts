@@ -523,6 +523,11 @@ describe('storageSink', () => {
       'storageSink: option canalJson.terminator must be one or more control characters',
     );
     expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { terminator: '\n' } })).to.not.throw();
+    // A misspelt setting is refused, not replaced by its default.
+    expect(() => storageSink({ storage, protocol: 'canal-json', canalJson: { enableTidbExtention: false, termintor: '\n' } as never })).to.throw(
+      InvalidOptionError,
+      'storageSink: option canalJson.enableTidbExtention must be absent: the canalJson settings are enableTidbExtension, terminator',
+    );
   });
 
   describe('resume from the metadata checkpoint (memory://)', () => {
