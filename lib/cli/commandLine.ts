@@ -4,9 +4,11 @@
  * line cannot run).
  *
  * Invariant guarded here: a `UsageError` never becomes exit 1, and nothing is executed once one is
- * thrown by `parse`; every message starts with the command's name, so a person knows who spoke.
+ * thrown by `parse`; every message starts with the command's name, so a person knows who spoke, and
+ * its control characters are escaped (a value quoted in it cannot mangle the terminal).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { escapeControl } from './terminalText.ts';
 
 /** The flags a command takes, as `parseArgs` wants them (name -> type, short, default). */
 export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
@@ -44,8 +46,8 @@ export interface CommandLine<C> {
  * Parses `args` against `flags`, strictly (no unknown flags, no positionals). A boolean flag also
  * takes `--name=true` or `--name=false` (TiCDC's settings default to true in places, so a user must
  * be able to turn one off); the last of a flag's mentions wins, whatever their forms (`--resume=false
- * --resume` is true, `--resume --resume=false` false). A mistake becomes a `UsageError` that lists
- * the flags there are.
+ * --resume` is true, `--resume --resume=false` false). A string flag takes a negative number as its
+ * next word (`--flush-interval -1`). A mistake becomes a `UsageError` that lists the flags there are.
  *
  * @example const values = parseFlags(args, { to: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
  */
@@ -54,7 +56,14 @@ export function parseFlags<const F extends FlagSpec>(args: string[], flags: F) {
   // The boolean flags whose last mention so far is `=false`; a later plain mention drops the name again.
   const negated: Record<string, false> = {};
   const rest: string[] = [];
-  for (const arg of args) {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    // `--name -1`: a string flag followed by a negative number takes it as its value (parseArgs would
+    // call it ambiguous), so the command can say which values are valid.
+    if (arg.startsWith('--') && flags[arg.slice(2)]?.type === 'string' && /^-[0-9.]/.test(args[i + 1] ?? '')) {
+      rest.push(`${arg}=${args[++i]}`);
+      continue;
+    }
     const match = /^--([^=]+)=(.*)$/s.exec(arg);
     const spec = match === null ? undefined : flags[match[1]!];
     if (match === null || spec === undefined || spec.type !== 'boolean') {
@@ -105,7 +114,7 @@ export async function runCommandLine<C>(command: CommandLine<C>, args: string[],
   try {
     parsed = command.parse(args);
   } catch (error) {
-    output.stderr.write(`${command.name}: ${(error as Error).message}\n\n${command.usage}\n`);
+    output.stderr.write(`${command.name}: ${escapeControl((error as Error).message)}\n\n${command.usage}\n`);
     return 2;
   }
   if (parsed === 'help') {
@@ -116,13 +125,16 @@ export async function runCommandLine<C>(command: CommandLine<C>, args: string[],
     return await command.execute(parsed, output);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    output.stderr.write(`${command.name}: ${error.message}\n`);
+    output.stderr.write(`${command.name}: ${escapeControl(error.message)}\n`);
     return 2;
   }
 }
 
-/** Reports a failure while running, with what a person can do about it, and returns exit code 1. */
+/**
+ * Reports a failure while running, with what a person can do about it, and returns exit code 1; the
+ * control characters of `message` and `hint` are escaped.
+ */
 export function printFailure(stderr: TextOutput, name: string, message: string, hint: string): 1 {
-  stderr.write(`${name}: ${message}\n  hint: ${hint}\n`);
+  stderr.write(`${name}: ${escapeControl(message)}\n  hint: ${escapeControl(hint)}\n`);
   return 1;
 }

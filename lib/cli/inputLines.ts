@@ -19,17 +19,24 @@ export interface CommandInput {
 }
 
 /**
- * Opens `path` for reading, or returns `stdin` for `-`. A file that cannot be opened is a
- * `UsageError` naming `--<flag>` and the path.
+ * Opens `path` for reading, or returns `stdin` for `-`. A file that cannot be opened, or a folder,
+ * is a `UsageError` naming `--<flag>` and the path.
  */
 export async function openInput(flag: string, path: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<CommandInput> {
   if (path === '-') return { stream: stdin, name: 'stdin', close: async () => {} };
+  let file;
   try {
-    const file = await open(path, 'r');
-    return { stream: file.createReadStream({ encoding: 'utf8' }), name: path, close: () => file.close().catch(() => undefined) };
+    file = await open(path, 'r');
   } catch (error) {
     throw new UsageError(`--${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
+  // A folder opens, and fails only when read: refuse it here, before anything starts.
+  if ((await file.stat()).isDirectory()) {
+    await file.close();
+    throw new UsageError(`--${flag}: ${path} is a folder; give a file of JSON lines, or - for stdin`);
+  }
+  const opened = file;
+  return { stream: opened.createReadStream({ encoding: 'utf8' }), name: path, close: () => opened.close().catch(() => undefined) };
 }
 
 export interface NumberedLine {

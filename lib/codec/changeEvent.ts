@@ -8,6 +8,7 @@
  * values of the supported kinds, so no codec or path builder downstream can be steered outside its
  * folder or write a value it cannot read back.
  */
+import { binaryValue, columnClass, ColumnValueError, type ColumnClass, decimalValue, floatValue, integerValue, textValue } from './columnValue.ts';
 import { ddlTypeCode } from './ddlTypes.ts';
 
 /** A column's type and attributes, as TiCDC's schema file records them. */
@@ -358,6 +359,117 @@ function columnDefProblem(column: unknown): string | undefined {
   }
   if (c.elems !== undefined && !(Array.isArray(c.elems) && c.elems.every((m) => typeof m === 'string'))) {
     return `${where} elems must be a list of strings`;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with `row` as a row of `table` (the definition of its table version), or undefined:
+ * its columns (and old columns) must be exactly the table's, each value of a kind the column's type
+ * takes (as the csv and canal-json encoders take it), and no NULL in a NOT NULL column
+ * (`nullable: false`). Expects a row that passed `checkChangeEvent`.
+ *
+ * @example rowTableProblem(row, def) // 'columns.total: DECIMAL takes decimal text or a number, got true'
+ */
+export function rowTableProblem(row: RowChange, table: TableDef): string | undefined {
+  const shape = shapeOf(table);
+  return imageProblem('columns', row.columns, table, shape) ?? (row.oldColumns === undefined ? undefined : imageProblem('oldColumns', row.oldColumns, table, shape));
+}
+
+/** A table's columns as the row check reads them: one array per field, the type's class looked up once. */
+interface TableShape {
+  names: string[];
+  classes: ColumnClass[];
+  notNull: boolean[];
+}
+
+/** Shapes by definition object: a definition is never changed once made (the registry replaces it). */
+const shapes = new WeakMap<TableDef, TableShape>();
+
+function shapeOf(table: TableDef): TableShape {
+  let shape = shapes.get(table);
+  if (shape === undefined) {
+    shape = { names: table.columns.map((c) => c.name), classes: table.columns.map((c) => columnClass(c.type)), notNull: table.columns.map((c) => c.nullable === false) };
+    shapes.set(table, shape);
+  }
+  return shape;
+}
+
+/** One row image (`columns` or `oldColumns`) against the table's columns. */
+function imageProblem(field: string, image: Record<string, ColumnValue>, table: TableDef, shape: TableShape): string | undefined {
+  const { names, classes, notNull } = shape;
+  let count = 0;
+  // for-in, not Object.keys: no array per row (a checked image has only own enumerable columns).
+  for (const _name in image) count++;
+  if (count !== names.length) return `${field}: ${columnSetProblem(image, table)}`;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const value = image[name];
+    if (value === undefined && !Object.hasOwn(image, name)) return `${field}: ${columnSetProblem(image, table)}`;
+    if (value === null) {
+      if (notNull[i]) return `${field}.${name}: NULL in a NOT NULL column (${table.columns[i]!.type})`;
+      continue;
+    }
+    const problem = valueTypeProblem(classes[i]!, table.columns[i]!, value!);
+    if (problem !== undefined) return `${field}.${name}: ${problem}`;
+  }
+  return undefined;
+}
+
+/** The columns an image lacks and those the table does not have. */
+function columnSetProblem(image: Record<string, ColumnValue>, table: TableDef): string {
+  const known = new Set(table.columns.map((c) => c.name));
+  const missing = table.columns.filter((c) => !Object.hasOwn(image, c.name)).map((c) => c.name);
+  const extra = Object.keys(image).filter((name) => !known.has(name));
+  return (
+    `the columns of ${table.schema}.${table.table} at table version ${table.version} are ${[...known].join(', ')}` +
+    (missing.length === 0 ? '' : `; missing ${missing.join(', ')}`) +
+    (extra.length === 0 ? '' : `; not in the table: ${extra.join(', ')}`)
+  );
+}
+
+/** What is wrong with the non-null `value` in `column` (of class `cls`), or undefined; the usual values are judged without a call. */
+function valueTypeProblem(cls: ColumnClass, column: ColumnDef, value: Exclude<ColumnValue, null>): string | undefined {
+  switch (cls) {
+    case 'int':
+    case 'bigint':
+      if (typeof value === 'number' && Number.isSafeInteger(value)) return undefined;
+      break;
+    case 'text':
+      if (typeof value === 'string') return undefined;
+      break;
+    case 'enum':
+    case 'set':
+      if (typeof value === 'string') return column.elems === undefined ? undefined : memberProblem(cls, column.elems, value);
+      break;
+    case 'double':
+      if (typeof value === 'number') return undefined;
+      break;
+    case 'binary':
+      if (value instanceof Uint8Array || typeof value === 'string') return undefined;
+      break;
+  }
+  try {
+    if (cls === 'int' || cls === 'bigint' || cls === 'bit') integerValue(column, value);
+    else if (cls === 'float' || cls === 'double') floatValue(column, value);
+    else if (cls === 'decimal') decimalValue(column, value);
+    else if (cls === 'binary') binaryValue(column, value);
+    else textValue(column, value);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ColumnValueError) return error.message;
+    throw error;
+  }
+}
+
+/**
+ * An ENUM value that is not one of the column's elems ('' aside: MySQL's error value), or a SET
+ * value with a member that is not, as MySQL (and the canal-json encoder) refuse them; or undefined.
+ */
+function memberProblem(cls: 'enum' | 'set', elems: readonly string[], value: string): string | undefined {
+  if (value === '') return undefined;
+  for (const name of cls === 'enum' ? [value] : value.split(',')) {
+    if (!elems.includes(name)) return `${JSON.stringify(name)} is not one of the ${cls.toUpperCase()}'s elems (${elems.join(', ')})`;
   }
   return undefined;
 }

@@ -3,7 +3,8 @@
  *
  * Invariant guarded here: `parseChangeEventLine(formatChangeEventLine(e))` gives `e` back exactly
  * (bigints, bytes and key order included), and a line either parses into a valid event or fails with
- * an error naming its line number and what is wrong; nothing is rounded or guessed.
+ * an error naming its line number and what is wrong (a key the form does not have is refused, naming
+ * the keys its object takes); nothing is rounded or guessed. The full format: docs/formats.md.
  *
  * The form (keys in this order; optional keys absent when unset):
  *
@@ -111,11 +112,20 @@ export function parseChangeEventLine(line: string, lineNumber: number): ChangeEv
   }
   const fields = new Fields(json, where, 'the event');
   const kind = fields.string('kind');
-  const event = kind === 'row' ? parseRow(fields) : kind === 'ddl' ? parseDdl(fields) : fields.fail(`kind must be "row" or "ddl", got ${JSON.stringify(kind)}`);
+  if (kind !== 'row' && kind !== 'ddl') fields.fail(`kind must be "row" or "ddl", got ${JSON.stringify(kind)}`);
+  // Unknown keys first: a misspelt key would otherwise be reported as the key it stands for, missing.
+  fields.only(kind === 'row' ? ROW_KEYS : DDL_KEYS, `a ${kind} event`);
+  const event = kind === 'row' ? parseRow(fields) : parseDdl(fields);
   fields.done();
   checkChangeEvent(event, where);
   return event;
 }
+
+/** The keys each object of the form takes: anything else is refused, naming the key and these. */
+const ROW_KEYS = ['kind', 'op', 'schema', 'table', 'tableVersion', 'commitTs', 'dispatcherId', 'columns', 'oldColumns'] as const;
+const DDL_KEYS = ['kind', 'commitTs', 'query', 'ddlType', 'schema', 'table', 'tableDef', 'blockedDispatchers'] as const;
+const TABLE_DEF_KEYS = ['schema', 'table', 'version', 'columns'] as const;
+const COLUMN_DEF_KEYS = ['name', 'type', 'unsigned', 'nullable', 'primaryKey', 'default', 'precision', 'scale', 'elems'] as const;
 
 function parseRow(fields: Fields): RowChange {
   const row: RowChange = {
@@ -183,6 +193,7 @@ function parseDdl(fields: Fields): DdlEvent {
 }
 
 function parseTableDef(fields: Fields): TableDef {
+  fields.only(TABLE_DEF_KEYS, 'a tableDef');
   const def: TableDef = {
     schema: fields.string('schema'),
     table: fields.string('table'),
@@ -199,6 +210,7 @@ function parseTableDef(fields: Fields): TableDef {
 }
 
 function parseColumnDef(fields: Fields): ColumnDef {
+  fields.only(COLUMN_DEF_KEYS, 'a column of a tableDef');
   const column: ColumnDef = { name: fields.string('name'), type: fields.string('type') };
   for (const flag of ['unsigned', 'nullable', 'primaryKey'] as const) {
     if (fields.has(flag)) column[flag] = fields.boolean(flag);
@@ -282,6 +294,13 @@ class Fields {
 
   object(key: string): Fields {
     return new Fields(this.value(key), this.where, key);
+  }
+
+  /** Refuses a key not in `keys`, naming it and the keys `what` takes. */
+  only(keys: readonly string[], what: string): void {
+    for (const key of this.map.keys()) {
+      if (!keys.includes(key)) this.fail(`unknown key ${JSON.stringify(key)}; ${what} takes ${keys.join(', ')}`);
+    }
   }
 
   done(): void {

@@ -6,6 +6,8 @@ export { Queue } from './queue.ts';
 export {
   withRetries,
   backoffMs,
+  budgetedBackoffMs,
+  mayRetry,
   checkRetryPolicy,
   DEFAULT_RETRY_POLICY,
   RetriesExhaustedError,

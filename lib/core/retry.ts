@@ -1,11 +1,13 @@
 /**
- * Retries as an explicit policy object (kafkajs style): how many retries, the exponential backoff
- * between them, its jitter; `withRetries` runs an operation under a policy.
+ * Retries as an explicit policy object (kafkajs style): how many retries, for how long at most, the
+ * exponential backoff between them, its jitter; `withRetries` runs an operation under a policy, and
+ * `mayRetry` is the one rule deciding whether another retry is allowed (for retry loops of their own).
  *
  * Invariant guarded here: an error the caller says is not retryable is rethrown at once and
- * unchanged; a retryable one is retried at most `maxRetries` times, then reported as a
- * `RetriesExhaustedError` that names the operation, the attempts made and the last cause. Nothing is
- * swallowed, and an abort stops the waiting at once.
+ * unchanged; a retryable one is retried at most `maxRetries` times and no later than `maxElapsedMs`
+ * after the first failure, then reported as a `RetriesExhaustedError` that names the operation, the
+ * attempts made, the time spent and the last cause. Nothing is swallowed, and an abort stops the
+ * waiting at once.
  */
 import { checkFunction, checkNumber, InvalidOptionError } from './errors.ts';
 
@@ -21,6 +23,13 @@ export interface RetryPolicy {
   jitter: number;
   /** Source of randomness for the jitter, in [0, 1). Default Math.random (inject it in tests). */
   random?: () => number;
+  /**
+   * A budget set in time: no retry starts later than this many ms after the first failure of the
+   * operation (a backoff is shortened to end on the budget, so one last attempt is made there).
+   * Absent or Infinity: no time limit. With `maxRetries: Infinity` it is the only limit, as a
+   * long-running job wants: "retry outages for up to 10 minutes".
+   */
+  maxElapsedMs?: number;
 }
 
 /** 5 retries, 100 ms doubling up to 10 s, ±20 % jitter. */
@@ -31,7 +40,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   jitter: 0.2,
 });
 
-const POLICY_OPTIONS: readonly string[] = ['maxRetries', 'minDelayMs', 'maxDelayMs', 'jitter', 'random'];
+const POLICY_OPTIONS: readonly string[] = ['maxRetries', 'minDelayMs', 'maxDelayMs', 'jitter', 'random', 'maxElapsedMs'];
 
 /**
  * Fills a partial policy with `DEFAULT_RETRY_POLICY` and checks it; `owner` names who takes the policy
@@ -59,6 +68,7 @@ export function checkRetryPolicy(owner: string, policy: Partial<RetryPolicy> | u
   }
   checkNumber(owner, 'jitter', filled.jitter, { min: 0, max: 1 });
   if (filled.random !== undefined) checkFunction(owner, 'random', filled.random);
+  if (filled.maxElapsedMs !== undefined) checkNumber(owner, 'maxElapsedMs', filled.maxElapsedMs, { min: 0, allowInfinity: true });
   return filled;
 }
 
@@ -80,21 +90,47 @@ export function backoffMs(policy: RetryPolicy, attempt: number): number {
   return Math.round(base * factor);
 }
 
-/** An operation that kept failing with retryable errors until the policy's retries ran out. */
+/**
+ * Whether retry number `attempt` (1 for the first retry) may be made `elapsedMs` after the first
+ * failure: within `maxRetries` and before `maxElapsedMs` has passed.
+ *
+ * @example
+ * mayRetry({ ...DEFAULT_RETRY_POLICY, maxRetries: Infinity, maxElapsedMs: 600_000 }, 40, 12_000); // true
+ */
+export function mayRetry(policy: RetryPolicy, attempt: number, elapsedMs: number): boolean {
+  return attempt <= policy.maxRetries && elapsedMs < (policy.maxElapsedMs ?? Infinity);
+}
+
+/**
+ * The backoff before retry number `attempt` made `elapsedMs` after the first failure: `backoffMs`,
+ * shortened so it ends when the time budget (`maxElapsedMs`) does.
+ */
+export function budgetedBackoffMs(policy: RetryPolicy, attempt: number, elapsedMs: number): number {
+  return Math.max(0, Math.min(backoffMs(policy, attempt), (policy.maxElapsedMs ?? Infinity) - elapsedMs));
+}
+
+/** An operation that kept failing with retryable errors until the policy's retries or its time budget ran out. */
 export class RetriesExhaustedError extends Error {
   override readonly name = 'RetriesExhaustedError';
-  /** Attempts made, the first one included (maxRetries + 1). */
+  /** Attempts made, the first one included (maxRetries + 1 when the count ran out). */
   readonly attempts: number;
   readonly operation: string;
+  /** Time from the first failure to giving up, in ms (undefined when not measured). */
+  readonly elapsedMs: number | undefined;
 
-  constructor(operation: string, attempts: number, cause: unknown) {
+  /** `budget` is given when the time budget ran out (not the count): its maxElapsedMs and the time spent. */
+  constructor(operation: string, attempts: number, cause: unknown, budget?: { maxElapsedMs: number; elapsedMs: number }) {
+    const times = `${attempts} time${attempts === 1 ? '' : 's'}`;
     super(
-      `${operation}: failed ${attempts} time${attempts === 1 ? '' : 's'} in a row, giving up ` +
-        `(raise the retry policy's maxRetries if the service needs longer to recover); last error: ${describeError(cause)}`,
+      budget === undefined
+        ? `${operation}: failed ${times} in a row, giving up (raise the retry policy's maxRetries if the service needs longer to recover); last error: ${describeError(cause)}`
+        : `${operation}: failed ${times} in a row over ${(budget.elapsedMs / 1000).toFixed(1)} s, giving up: the retry budget is ${budget.maxElapsedMs} ms ` +
+            `(raise maxElapsedMs if the service needs longer to recover); last error: ${describeError(cause)}`,
       { cause },
     );
     this.attempts = attempts;
     this.operation = operation;
+    this.elapsedMs = budget?.elapsedMs;
   }
 }
 
@@ -109,6 +145,8 @@ export interface RetryInfo {
   attempt: number;
   /** The backoff about to be slept, in ms. */
   delayMs: number;
+  /** Time since the first failure of the operation, in ms (0 at the first retry's decision, measured by `now`). */
+  elapsedMs: number;
   /** The retryable error of the attempt that just failed. */
   error: unknown;
 }
@@ -123,11 +161,14 @@ export interface WithRetriesOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Stops retrying: an abort before an attempt or during a backoff rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /** The clock that measures `maxElapsedMs`, in ms. Default performance.now; inject it in tests. */
+  now?: () => number;
 }
 
 /**
  * Runs `run(attempt)` (attempt 1 first) until it succeeds, retrying retryable errors after
- * `backoffMs` up to `policy.maxRetries` times. Lossless in the sense that no error is swallowed:
+ * `backoffMs` up to `policy.maxRetries` times and until `policy.maxElapsedMs` has passed since the
+ * first failure (`mayRetry`; the last backoff is shortened to end on that budget). Lossless in the sense that no error is swallowed:
  * a non-retryable error is rethrown unchanged, the last retryable one becomes the `cause` of a
  * `RetriesExhaustedError`. An attempt already running is not interrupted by an abort; `run` gets
  * no signal of its own, so pass the same signal to the client call inside it.
@@ -144,6 +185,8 @@ export async function withRetries<T>(
   options: WithRetriesOptions,
 ): Promise<T> {
   const { policy, isRetryable, onRetry, sleep, signal } = options;
+  const now = options.now ?? (() => performance.now());
+  let firstFailureMs: number | undefined;
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     try {
@@ -151,9 +194,15 @@ export async function withRetries<T>(
     } catch (error) {
       if (!isRetryable(error)) throw error;
       signal?.throwIfAborted();
-      if (attempt > policy.maxRetries) throw new RetriesExhaustedError(operation, attempt, error);
-      const delayMs = backoffMs(policy, attempt);
-      onRetry?.({ operation, attempt, delayMs, error });
+      const failedAtMs = now();
+      firstFailureMs ??= failedAtMs;
+      const elapsedMs = failedAtMs - firstFailureMs;
+      if (!mayRetry(policy, attempt, elapsedMs)) {
+        const outOfTime = attempt <= policy.maxRetries;
+        throw new RetriesExhaustedError(operation, attempt, error, outOfTime ? { maxElapsedMs: policy.maxElapsedMs!, elapsedMs } : undefined);
+      }
+      const delayMs = budgetedBackoffMs(policy, attempt, elapsedMs);
+      onRetry?.({ operation, attempt, delayMs, elapsedMs, error });
       await pause(delayMs, sleep, signal);
     }
   }

@@ -65,9 +65,15 @@ export function createMysqlPool(uri: string, options: MysqlPoolOptions = {}): My
     charset: 'utf8mb4',
     multipleStatements: false,
   });
-  // The core pool's connection event runs before the connection is handed out.
+  // The core pool's connection event runs before the connection is handed out, so the setup runs
+  // before any statement of the caller. The statement is valid on every server: it fails only when
+  // the connection is going (reset, server shutting down), and then so do the caller's statements
+  // queued behind it. The callback keeps such a failure from being an unhandled 'error' event.
   pool.pool.on('connection', (connection) => {
-    connection.query(SESSION_SETUP);
+    // A connection that died may report more errors than the pool's one listener takes; its
+    // commands get them through their callbacks, so these must not crash the process.
+    connection.on('error', () => undefined);
+    connection.query(SESSION_SETUP, () => undefined);
   });
   return { pool, uri: redactMysqlUri(uri), database: location.database, end: () => pool.end() };
 }

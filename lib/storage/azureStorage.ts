@@ -15,6 +15,7 @@ import { checkRetryPolicy, withRetries } from '../core/retry.ts';
 import type { RetryInfo, RetryPolicy } from '../core/retry.ts';
 import { checkKey, checkPrefix, joinKey } from './keys.ts';
 import type { ExternalStorage, ListOptions, RemoteStorageOptions } from './storage.ts';
+import { StorageRootMissingError } from './transient.ts';
 import type { AzureLocation } from './uri.ts';
 
 const MIB = 1024 * 1024;
@@ -59,14 +60,17 @@ export class AzureStorageError extends Error {
   readonly statusCode: number | undefined;
   /** Azure's error code (x-ms-error-code), e.g. ContainerNotFound, AuthorizationFailure. */
   readonly errorCode: string | undefined;
+  /** Never worth another attempt: the storage retried what could pass before this was made. */
+  readonly transient = false;
 
   constructor(operation: string, container: string, key: string, cause: unknown) {
     const statusCode = statusOf(cause);
     const errorCode = errorCodeOf(cause);
+    const hint = azureHint(statusCode, errorCode, container);
     super(
       `AzureStorage: ${operation} azure://${container}/${key} failed` +
         `${statusCode === undefined ? '' : ` with HTTP ${statusCode}`}${errorCode === undefined ? '' : ` (${errorCode})`}: ` +
-        describeError(cause),
+        describeError(cause) + (hint === undefined ? '' : `; ${hint}`),
       { cause },
     );
     this.operation = operation;
@@ -75,6 +79,16 @@ export class AzureStorageError extends Error {
     this.statusCode = statusCode;
     this.errorCode = errorCode;
   }
+}
+
+/** What a person can do about a refusal, by status and Azure error code. */
+function azureHint(statusCode: number | undefined, errorCode: string | undefined, container: string): string | undefined {
+  if (errorCode === 'ContainerNotFound') return `the container ${container} does not exist: create it or fix the URI`;
+  if (statusCode === 401 || statusCode === 403) {
+    return `Azure refused the credentials: check AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY, and that they may use container ${container}`;
+  }
+  if (statusCode === 400) return 'Azure refused the request as malformed (a blob or container name it does not accept): check the URI';
+  return undefined;
 }
 
 /**
@@ -247,6 +261,26 @@ export class AzureStorage implements ExternalStorage {
   #blobName(operation: string, key: string): string {
     this.#checkOpen(operation);
     return joinKey(this.prefix, checkKey(key, 'AzureStorage'), 'AzureStorage');
+  }
+
+  /**
+   * Lists one blob of the prefix (a reader needs that permission anyway; Get Container Properties
+   * needs more with a SAS): `StorageRootMissingError` when the container is not there,
+   * `AzureStorageError` when Azure refuses.
+   */
+  async checkRoot(): Promise<void> {
+    this.#checkOpen('check');
+    const listPrefix = joinKey(this.prefix, '', 'AzureStorage');
+    try {
+      await this.#request('list (to check the container)', listPrefix, (abortSignal) =>
+        this.containerClient.listBlobsFlat({ prefix: listPrefix, abortSignal }).byPage({ maxPageSize: 1 }).next(),
+      );
+    } catch (error) {
+      if (error instanceof AzureStorageError && (error.errorCode === 'ContainerNotFound' || error.statusCode === 404)) {
+        throw new StorageRootMissingError(this.uri, `the container ${this.container}`, 'create it or fix the URI (and its endpoint)', error);
+      }
+      throw error;
+    }
   }
 
   #checkOpen(operation: string): void {

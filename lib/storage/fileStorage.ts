@@ -14,11 +14,16 @@ import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../core/errors.ts';
 import { checkKey, checkPrefix, compareKeys, InvalidKeyError, keyProblem } from './keys.ts';
 import type { ExternalStorage, ListOptions } from './storage.ts';
+import { StorageRootMissingError } from './transient.ts';
 
 /** Names of files being written start with this; a key whose last segment does is refused. */
 export const TEMP_FILE_PREFIX = '.tmp-';
 
-/** A file system call that failed: names the storage, the operation, the key, the file and what to do. */
+/**
+ * A file system call that failed: names the storage, the operation, the key, the file and what to do.
+ * `transient` says whether trying again can help (too many open files, a busy or interrupted call);
+ * disk full, read-only, permission, a file or folder in the way are permanent.
+ */
 export class FileStorageError extends Error {
   override readonly name = 'FileStorageError';
   readonly operation: string;
@@ -26,6 +31,8 @@ export class FileStorageError extends Error {
   readonly path: string;
   /** The Node error code (ENOSPC, EACCES...), when there is one. */
   readonly code: string | undefined;
+  /** True when another attempt may succeed (see TRANSIENT_FILE_CODES); false for a condition that needs a person. */
+  readonly transient: boolean;
 
   constructor(owner: string, operation: string, key: string, path: string, cause: unknown, hint?: string) {
     const code = errorCode(cause);
@@ -36,8 +43,12 @@ export class FileStorageError extends Error {
     this.key = key;
     this.path = path;
     this.code = code;
+    this.transient = code === undefined || TRANSIENT_FILE_CODES.has(code);
   }
 }
+
+/** Codes of file system failures that pass by themselves; every other code is permanent. */
+const TRANSIENT_FILE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT', 'EIO', 'ESTALE']);
 
 const HINTS: Record<string, string> = {
   ENOSPC: 'the disk is full: free space or move the storage root',
@@ -47,6 +58,9 @@ const HINTS: Record<string, string> = {
   EROFS: 'the file system is read-only: choose a writable storage root',
   ENAMETOOLONG: 'a segment of the key is longer than the file system allows (usually 255 bytes per name)',
   EMFILE: 'too many open files: raise the limit (ulimit -n) or lower the concurrency',
+  EISDIR: 'a folder stands where a file must be: remove or move it',
+  ENOTDIR: 'a file stands where a folder must be: remove or move it, or choose another storage root',
+  EEXIST: 'a file stands where a folder must be: remove or move it, or choose another storage root',
 };
 
 function errorCode(error: unknown): string | undefined {
@@ -97,7 +111,7 @@ export class FileStorage implements ExternalStorage {
       created = await mkdir(folder, { recursive: true });
     } catch (error) {
       const objectInTheWay = errorCode(error) === 'ENOTDIR' || errorCode(error) === 'EEXIST';
-      throw this.#error('put', key, path, error, objectInTheWay ? `a key above "${key}" is an object, and a file storage cannot hold a key under another key ("a" and "a/b")` : undefined);
+      throw this.#error('put', key, path, error, objectInTheWay ? await this.#fileInTheWay(folder, key) : undefined);
     }
     try {
       const file = await open(tempPath, 'wx');
@@ -171,6 +185,44 @@ export class FileStorage implements ExternalStorage {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  /** Rejects with `StorageRootMissingError` when the root folder is not there, `FileStorageError` when it is not a folder or cannot be read. */
+  async checkRoot(): Promise<void> {
+    this.#checkOpen();
+    let found;
+    try {
+      found = await stat(this.root);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') {
+        throw new StorageRootMissingError(this.uri, `the folder ${this.root}`, 'check the path (a sink creates it on its first write)', error);
+      }
+      throw this.#error('open', '', this.root, error);
+    }
+    if (!found.isDirectory()) {
+      throw this.#error('open', '', this.root, Object.assign(new Error('not a folder'), { code: 'ENOTDIR' }), `${this.root} is a file where the storage's folder must be: give the folder the sink wrote to`);
+    }
+    try {
+      await readdir(this.root);
+    } catch (error) {
+      throw this.#error('list', '', this.root, error);
+    }
+  }
+
+  /** The hint for a folder that cannot be made because a file stands on its path: which file, and what to do. */
+  async #fileInTheWay(folder: string, key: string): Promise<string> {
+    let blocker: string | undefined;
+    for (let current = folder; dirname(current) !== current; current = dirname(current)) {
+      try {
+        if (!(await lstat(current)).isDirectory()) blocker = current;
+      } catch {
+        // not there (yet): look further up
+      }
+    }
+    if (blocker !== undefined && blocker.startsWith(this.#rootWithSeparator)) {
+      return `a key above "${key}" is an object, and a file storage cannot hold a key under another key ("a" and "a/b")`;
+    }
+    return `${blocker ?? 'a file on the path'} is a file where a folder must be: remove or move it, or choose another storage root`;
   }
 
   /** Keys in the folder `folderKey` ('' or ending in '/') whose next segment starts with `namePrefix`. */

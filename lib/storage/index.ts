@@ -22,6 +22,7 @@ export { S3Storage, S3StorageError, S3_STORAGE_DEFAULTS, type S3StorageOptions }
 export { AzureStorage, AzureStorageError, AZURE_STORAGE_DEFAULTS, type AzureStorageOptions } from './azureStorage.ts';
 export { parseStorageUri, redactUri, InvalidStorageUriError, type StorageLocation } from './uri.ts';
 export { checkKey, joinKey, InvalidKeyError } from './keys.ts';
+export { isTransientStorageError, StorageRootMissingError } from './transient.ts';
 
 export interface OpenStorageOptions {
   /** Retry policy of s3:// and azure:// requests (partial: the rest from DEFAULT_RETRY_POLICY). */
@@ -39,7 +40,7 @@ export interface OpenStorageOptions {
 /**
  * Opens the storage a URI names. Rejects with the parser's `InvalidStorageUriError` (naming the
  * redacted URI and the fix) for a URI it cannot use, and with the adapter's error for missing
- * credentials. Nothing is contacted yet: a missing bucket or container shows on the first call.
+ * credentials. Nothing is contacted yet: a missing bucket or container shows on the first call (`checkRoot` asks).
  * Every `memory://name` open gives a new, empty storage (nothing is shared between opens).
  *
  * @example

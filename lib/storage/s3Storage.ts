@@ -27,6 +27,7 @@ import { checkRetryPolicy, withRetries } from '../core/retry.ts';
 import type { RetryInfo, RetryPolicy } from '../core/retry.ts';
 import { checkKey, checkPrefix, joinKey } from './keys.ts';
 import type { ExternalStorage, ListOptions, RemoteStorageOptions } from './storage.ts';
+import { StorageRootMissingError } from './transient.ts';
 import type { S3Location } from './uri.ts';
 
 const MIB = 1024 * 1024;
@@ -73,12 +74,15 @@ export class S3StorageError extends Error {
   readonly key: string;
   /** HTTP status of the response, when there was one. */
   readonly statusCode: number | undefined;
+  /** Never worth another attempt: the storage retried what could pass before this was made. */
+  readonly transient = false;
 
   constructor(operation: string, bucket: string, key: string, cause: unknown) {
     const statusCode = statusOf(cause);
+    const hint = s3Hint(statusCode, nameOf(cause), bucket);
     super(
       `S3Storage: ${operation} s3://${bucket}/${key} failed` +
-        `${statusCode === undefined ? '' : ` with HTTP ${statusCode}`}: ${describeError(cause)}`,
+        `${statusCode === undefined ? '' : ` with HTTP ${statusCode}`}: ${describeError(cause)}${hint === undefined ? '' : `; ${hint}`}`,
       { cause },
     );
     this.operation = operation;
@@ -86,6 +90,16 @@ export class S3StorageError extends Error {
     this.key = key;
     this.statusCode = statusCode;
   }
+}
+
+/** What a person can do about a refusal, by status and S3 error name. */
+function s3Hint(statusCode: number | undefined, name: string | undefined, bucket: string): string | undefined {
+  if (name === 'NoSuchBucket') return `the bucket ${bucket} does not exist: create it or fix the URI`;
+  if (statusCode === 401 || statusCode === 403) {
+    return `S3 refused the credentials: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and that they may use bucket ${bucket}`;
+  }
+  if (statusCode === 400) return 'S3 refused the request as malformed (a key, bucket name or region it does not accept): check the URI';
+  return undefined;
 }
 
 /**
@@ -231,6 +245,23 @@ export class S3Storage implements ExternalStorage {
         yield object.Key.slice(rootLength);
       }
       if (!page.IsTruncated || marker === after) return;
+    }
+  }
+
+  /**
+   * Lists one key of the prefix (a reader needs that permission anyway, HeadBucket another one):
+   * `StorageRootMissingError` when the bucket is not there, `S3StorageError` when S3 refuses (credentials).
+   */
+  async checkRoot(): Promise<void> {
+    this.#checkOpen('check');
+    const listPrefix = joinKey(this.prefix, '', 'S3Storage');
+    try {
+      await this.#request('list (to check the bucket)', listPrefix, () => this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: listPrefix, MaxKeys: 1 })));
+    } catch (error) {
+      if (error instanceof S3StorageError && (error.statusCode === 404 || nameOf(error.cause) === 'NoSuchBucket' || nameOf(error.cause) === 'NotFound')) {
+        throw new StorageRootMissingError(this.uri, `the bucket ${this.bucket}`, 'create it or fix the URI (and its endpoint)', error);
+      }
+      throw error;
     }
   }
 

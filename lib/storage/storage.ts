@@ -41,6 +41,12 @@ export interface ExternalStorage {
    * resumed listing continues exactly after the key it names.
    */
   list(prefix: string, options?: ListOptions): AsyncIterable<string>;
+  /**
+   * Rejects with `StorageRootMissingError` when the folder, bucket or container the storage lives in
+   * does not exist (a reader would find nothing), with the storage's own error when it cannot be
+   * reached or read. Optional: a storage without it (memory, a test double) always exists.
+   */
+  checkRoot?(): Promise<void>;
   /** Releases clients and handles. */
   close(): Promise<void>;
 }

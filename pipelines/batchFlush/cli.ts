@@ -7,17 +7,27 @@
  * precision, a number or a string of digits; absent lets the server stamp the point).
  *
  * Invariant guarded here: the exit code says what happened: 2 for a command line that cannot run
- * (nothing read or written), 1 for a failure while running (a bad record names its line; with
- * --checkpoint the unflushed lines stay there and the next run with the same --checkpoint writes them
- * first), 0 once every record was answered by the server (refused lines are listed on stderr).
+ * (nothing read or written), 1 for a failure while running (with --checkpoint the unflushed lines stay
+ * there and the next run with the same --checkpoint writes them first), for a bad record under
+ * `--bad-records fail` (reading stops at it, every record before it is written first, the message
+ * names its line) and for lines the server refused (unless --allow-refused); 0 once every record was
+ * written. A server that cannot be reached is retried for --retry-for before the run fails.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fromPaced } from '../../lib/core/paced.ts';
 import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
 import { drain } from '../../lib/cli/drain.ts';
+import { startJob } from '../../lib/cli/job.ts';
+import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
-import { formatSeconds } from '../../lib/cli/units.ts';
-import { LineProtocolError, Point, PRECISIONS, type Precision } from '../../lib/codec/lineProtocol.ts';
+import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
+import { LineProtocolError, PRECISIONS, type Precision } from '../../lib/codec/lineProtocol.ts';
+import { BAD_RECORDS_FLAG, BadRecords, badRecordsUsage, parseBadRecords, type BadRecordsPolicy } from '../../lib/cli/badRecords.ts';
+import { escapeControl } from '../../lib/cli/terminalText.ts';
+import { badRecordsMetric } from '../../lib/metrics/badRecords.ts';
+import { RetriesExhaustedError } from '../../lib/core/retry.ts';
+import { recordToLine } from './jsonRecord.ts';
+import { LinesProgress } from './linesProgress.ts';
 import { redactUri } from '../../lib/storage/index.ts';
 import { lineProtocolSink } from './lineProtocolSink.ts';
 import { LINE_SINK_DEFAULTS } from './options.ts';
@@ -31,6 +41,13 @@ export interface LinesCommandIo {
 /** Records read ahead of the sink; they wait for a checkpoint (or a write) before more are read. */
 const READ_WINDOW = 20_000;
 
+export const LINES_CLI_DEFAULTS = Object.freeze({
+  /** --retry-for: how long an unreachable or failing server is retried before the run fails. */
+  retryFor: '10m',
+  /** --progress-every: off a terminal, a progress line this often. */
+  progressEvery: '10s',
+});
+
 const FLAGS = {
   to: { type: 'string' },
   db: { type: 'string' },
@@ -40,6 +57,11 @@ const FLAGS = {
   checkpoint: { type: 'string' },
   'dead-letter': { type: 'string' },
   'max-in-flight': { type: 'string' },
+  ...BAD_RECORDS_FLAG,
+  'allow-refused': { type: 'boolean' },
+  'retry-for': { type: 'string' },
+  'progress-every': { type: 'string' },
+  ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -59,10 +81,18 @@ A JSON number is a float field, {"int": 12} (or {"int": "9007199254740993"}) an 
   --checkpoint <dir|uri>     keep unflushed lines here (a folder or storage URI); a later run writes them first
   --dead-letter <uri>        store refused lines here as JSON lines (storage URI)
   --max-in-flight <n>        concurrent writes (default ${LINE_SINK_DEFAULTS.maxInFlight})
+${badRecordsUsage(29)}
+  --allow-refused            exit 0 even when the server refused lines (default: exit 1 once all is written)
+  --retry-for <duration>     keep retrying an unreachable or failing server (5xx, resets, timeouts) this
+                             long, printing a stall line, then fail (default ${LINES_CLI_DEFAULTS.retryFor})
+  --progress-every <duration>  off a terminal, a progress line this often (default ${LINES_CLI_DEFAULTS.progressEvery})
+${metricsFlagsUsage(29)}
   -h, --help                 this text
 
 Credentials: INFLUX_USERNAME and INFLUX_PASSWORD, or INFLUX_TOKEN, from the environment.
-Exit codes: 0 every record answered, 1 failed while running, 2 the command line cannot run.`;
+Exit codes: 0 every record answered, 1 failed while running, 2 the command line cannot run;
+130 (SIGINT), 143 (SIGTERM), 141 (stdout closed): stopped, the records read written (or kept in
+--checkpoint) first (a second signal exits at once).`;
 
 interface LinesCommand {
   to: string;
@@ -73,6 +103,19 @@ interface LinesCommand {
   checkpoint?: string;
   deadLetter?: string;
   maxInFlight: number;
+  badRecords: BadRecordsPolicy;
+  allowRefused: boolean;
+  /** --retry-for as typed, and in ms. */
+  retryFor: { text: string; ms: number };
+  progressEveryMs: number;
+  /** --metrics-port / --metrics-host, or undefined. */
+  metricsEndpoint: MetricsEndpointOptions | undefined;
+}
+
+function progressEvery(text: string | undefined): number {
+  const ms = parseDuration('progress-every', text ?? LINES_CLI_DEFAULTS.progressEvery);
+  if (!(ms >= 1)) throw new UsageError(`--progress-every must be at least 1ms, got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 function parseCommand(args: string[]): LinesCommand | 'help' {
@@ -91,61 +134,34 @@ function parseCommand(args: string[]): LinesCommand | 'help' {
     precision,
     from: values.from ?? '-',
     maxInFlight,
+    metricsEndpoint: metricsEndpointFromFlags(values),
+    badRecords: parseBadRecords(values['bad-records']),
+    allowRefused: values['allow-refused'] === true,
+    retryFor: { text: values['retry-for'] ?? LINES_CLI_DEFAULTS.retryFor, ms: parseDuration('retry-for', values['retry-for'] ?? LINES_CLI_DEFAULTS.retryFor) },
+    progressEveryMs: progressEvery(values['progress-every']),
     ...(values['retention-policy'] === undefined ? {} : { retentionPolicy: values['retention-policy'] }),
     ...(values.checkpoint === undefined ? {} : { checkpoint: values.checkpoint }),
     ...(values['dead-letter'] === undefined ? {} : { deadLetter: values['dead-letter'] }),
   };
 }
 
-/** A record of the input, with where it came from for messages. */
-interface JsonRecord {
-  readonly point: Point;
-}
-
-/** Turns one JSON line into a Point; errors name the line number and what is wrong. */
-export function recordToPoint(text: string, where: string): Point {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new LineProtocolError(`${where}: not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new LineProtocolError(`${where}: a record must be a JSON object`);
-  const record = parsed as Record<string, unknown>;
-  try {
-    if (typeof record.measurement !== 'string') throw new LineProtocolError('"measurement" must be a string');
-    const point = new Point(record.measurement);
-    const tags = record.tags ?? {};
-    if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) throw new LineProtocolError('"tags" must be an object of strings');
-    for (const [key, value] of Object.entries(tags)) {
-      if (typeof value !== 'string') throw new LineProtocolError(`tag ${JSON.stringify(key)} must be a string, got ${JSON.stringify(value)}`);
-      point.tag(key, value);
+/**
+ * The input's records as lines of line protocol, read as consumed. A bad line goes to `bad`: with
+ * `fail` reading stops there (the input ends, so what came before is written) and `bad.failure` keeps
+ * the error; with `skip` or `dead-letter` it is counted (and stored) and reading goes on.
+ */
+async function* readRecords(input: NodeJS.ReadableStream, name: string, precision: Precision, bad: BadRecords): AsyncGenerator<string> {
+  for await (const { text, lineNumber } of nonBlankLines(input)) {
+    let line: string;
+    try {
+      line = recordToLine(text, `${name}:${lineNumber}`, precision);
+    } catch (error) {
+      if (!(error instanceof LineProtocolError)) throw error;
+      if ((await bad.take({ source: name, lineNumber, text, error })) === 'stop') return;
+      continue;
     }
-    const fields = record.fields;
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new LineProtocolError('"fields" must be an object');
-    for (const [key, value] of Object.entries(fields)) {
-      if (typeof value === 'number') point.floatField(key, value);
-      else if (typeof value === 'boolean') point.booleanField(key, value);
-      else if (typeof value === 'string') point.stringField(key, value);
-      else if (typeof value === 'object' && value !== null && 'int' in value) {
-        const int = (value as { int: unknown }).int;
-        if (typeof int === 'number') point.intField(key, int);
-        else if (typeof int === 'string' && /^-?\d+$/.test(int)) point.intField(key, BigInt(int));
-        else throw new LineProtocolError(`field ${JSON.stringify(key)}: {"int": ...} needs a whole number or a string of digits, got ${JSON.stringify(int)}`);
-      } else throw new LineProtocolError(`field ${JSON.stringify(key)} must be a number, boolean, string or {"int": n}, got ${JSON.stringify(value)}`);
-    }
-    const time = record.time;
-    if (typeof time === 'number') point.timestamp(time);
-    else if (typeof time === 'string' && /^-?\d+$/.test(time)) point.timestamp(BigInt(time));
-    else if (time !== undefined && time !== null) throw new LineProtocolError(`"time" must be an integer or a string of digits, got ${JSON.stringify(time)}`);
-    return point;
-  } catch (error) {
-    throw new LineProtocolError(`${where}: ${(error as Error).message}`, { cause: error });
+    yield line;
   }
-}
-
-async function* readRecords(input: NodeJS.ReadableStream, name: string): AsyncGenerator<JsonRecord> {
-  for await (const { text, lineNumber } of nonBlankLines(input)) yield { point: recordToPoint(text, `${name}:${lineNumber}`) };
 }
 
 function credentials(env: NodeJS.ProcessEnv) {
@@ -167,53 +183,83 @@ export function run(args: string[], io: LinesCommandIo = {}): Promise<number> {
 
 async function execute(command: LinesCommand, { stdout, stderr }: CommandOutput, stdin: NodeJS.ReadableStream): Promise<number> {
   const input = await openInput('from', command.from, stdin);
+  const job = await startJob('sluice lines', { stdout, stderr }, { metrics: command.metricsEndpoint }).catch(async (error: unknown) => {
+    await input.close();
+    throw error;
+  });
   const checkpoint = command.checkpoint === undefined
     ? undefined
     : /^[a-z0-9]+:\/\//i.test(command.checkpoint)
       ? { storage: command.checkpoint }
       : { dir: isAbsolute(command.checkpoint) ? command.checkpoint : resolve(command.checkpoint) };
   const auth = credentials(process.env);
-  let written = 0;
-  let restored = 0;
-  let refused = 0;
+  const metrics = job.metricsOption('lines');
+  const bad = await BadRecords.open(command.badRecords, metrics.metrics === undefined ? undefined : badRecordsMetric(metrics.metrics, 'lines')).catch(async (error: unknown) => {
+    await input.close();
+    await job.close();
+    throw error;
+  });
+  const progress = new LinesProgress(stderr, { everyMs: command.progressEveryMs, retryFor: command.retryFor.text });
   const started = performance.now();
   try {
-    const events$ = fromPaced(readRecords(input.stream, input.name), { window: READ_WINDOW }).pipe(
-      lineProtocolSink<JsonRecord>({
+    const events$ = fromPaced(job.untilStopped(readRecords(input.stream, input.name, command.precision, bad), input.stream), { window: READ_WINDOW }).pipe(
+      lineProtocolSink<string>({
         url: command.to,
         db: command.db,
         precision: command.precision,
-        toPoint: (record) => record.point,
         maxInFlight: command.maxInFlight,
+        retry: { maxRetries: Infinity, maxElapsedMs: command.retryFor.ms },
         ...(command.retentionPolicy === undefined ? {} : { retentionPolicy: command.retentionPolicy }),
         ...(auth === undefined ? {} : { auth }),
         ...(checkpoint === undefined ? {} : { checkpoint }),
         ...(command.deadLetter === undefined ? {} : { deadLetter: command.deadLetter }),
+        ...metrics,
       }),
     );
-    await drain(events$, (event) => {
-      if (event.kind === 'written') written += event.points;
-      else if (event.kind === 'restored') {
-        restored += event.lines;
-        stderr.write(`sluice lines: writing ${event.lines} lines restored from the checkpoint first\n`);
-      } else {
-        refused++;
-        stderr.write(`sluice lines: refused (${event.status}): ${event.line}\n  ${event.message}${event.stored ? `\n  stored in ${event.stored}` : ''}\n`);
-      }
-    });
-    stdout.write(
-      `sluice lines: ${written} points written (${restored} restored from the checkpoint), ${refused} refused, ` +
-        `${formatSeconds(performance.now() - started)} -> ${redactUri(command.to)} db=${command.db}\n`,
-    );
-    return 0;
+    await drain(events$, (event) => progress.report(event));
+    progress.close();
+    stdout.write(`${summary(command, progress, bad, performance.now() - started)}\n`);
+    if (bad.failure !== undefined) {
+      return job.exitCode(
+        printFailure(
+          stderr,
+          'sluice lines',
+          bad.failure.message,
+          `every record before it was written; fix the line and feed ${escapeControl(input.name)} again from it (points written again are overwritten, not duplicated), ` +
+            'or pass --bad-records skip or dead-letter:<path> to go on past bad lines',
+        ),
+      );
+    }
+    if (progress.refused > 0 && !command.allowRefused) {
+      const where = progress.storedIn.length === 0 ? 'listed above (pass --dead-letter <uri> to keep them)' : `stored in ${progress.storedIn.map(escapeControl).join(', ')}`;
+      return job.exitCode(
+        printFailure(stderr, 'sluice lines', `the server refused ${progress.refused} line${progress.refused === 1 ? '' : 's'}, ${where}`, 'fix them and write them again, or pass --allow-refused when refused lines are expected'),
+      );
+    }
+    return job.exitCode(0);
   } catch (error) {
-    const hint = checkpoint === undefined
+    progress.close();
+    const kept = checkpoint === undefined
       ? 'lines not yet written are lost; pass --checkpoint to keep them across runs'
       : `unwritten lines are kept in the checkpoint ${command.checkpoint}; run again with the same --checkpoint to write them first`;
+    const outOfTime = error instanceof RetriesExhaustedError && error.elapsedMs !== undefined;
+    const hint = outOfTime ? `the server stayed unreachable for --retry-for ${command.retryFor.text}: raise it for longer outages; ${kept}` : kept;
     return printFailure(stderr, 'sluice lines', (error as Error).message, hint);
   } finally {
     await input.close();
+    await bad.close();
+    await job.close();
   }
+}
+
+/** The last line on stdout: what was written, refused and skipped, and where it went. */
+function summary(command: LinesCommand, progress: LinesProgress, bad: BadRecords, elapsedMs: number): string {
+  const refusedTo = progress.storedIn.length === 0 ? '' : ` (stored in ${progress.storedIn.map(escapeControl).join(', ')})`;
+  const badLines = bad.policy.mode === 'fail' ? '' : `, ${bad.count} bad line${bad.count === 1 ? '' : 's'} ${bad.policy.mode === 'skip' ? 'skipped' : `in the ${bad.where}`}`;
+  return (
+    `sluice lines: ${progress.written} points written (${progress.restored} restored from the checkpoint), ${progress.refused} refused${refusedTo}${badLines}, ` +
+    `${formatSeconds(elapsedMs)} -> ${redactUri(command.to)} db=${command.db}`
+  );
 }
 
 export const linesCommand = Object.freeze({

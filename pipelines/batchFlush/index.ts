@@ -14,4 +14,5 @@ export {
   type WriteOutcome,
   type WriteRejected,
 } from './lineWriter.ts';
-export { recordToPoint, linesCommand, LINES_USAGE } from './cli.ts';
+export { linesCommand, LINES_USAGE } from './cli.ts';
+export { recordToPoint, recordToLine, RECORD_KEYS } from './jsonRecord.ts';

@@ -25,6 +25,7 @@
 import { asyncScheduler, concat, map, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import { isAcked, type Ack, type Acked } from '../../lib/core/ack.ts';
 import { checkFunction } from '../../lib/core/errors.ts';
+import { mayRetry, RetriesExhaustedError } from '../../lib/core/retry.ts';
 import { fromPaced } from '../../lib/core/paced.ts';
 import { Queue } from '../../lib/core/queue.ts';
 import { LineProtocolError } from '../../lib/codec/lineProtocol.ts';
@@ -42,12 +43,20 @@ import { checkOptions, LINE_SINK_DEFAULTS, OWNER, type LineProtocolSinkOptions }
 import { SinkStatsReporter, type LineSinkEvent } from './progress.ts';
 import { httpWriter, storageOf } from './targets.ts';
 
+/** A failure for a `retrying` event: a network error's own message (`connect ECONNREFUSED 127.0.0.1:8086`), else the error's. */
+function describeFailure(error: unknown): string {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (typeof cause?.code === 'string' && typeof cause.message === 'string') return cause.message.includes(cause.code) ? cause.message : `${cause.code}: ${cause.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
  * Writes records as line protocol to InfluxDB 1.x / OpenGemini (or .lp files on a storage) and reports
  * what it wrote, restored and refused.
  *
  * Lossless: a record is flushed only once the server accepted its line; retryable failures are retried
- * (backoff × jitter) up to `retry.maxRetries`, then the output errors (the checkpoint keeps the buffer).
+ * (backoff × jitter) up to `retry.maxRetries` and for at most `retry.maxElapsedMs` from a batch's first
+ * failure, each retry reported as a `retrying` event; then the output errors (the checkpoint keeps the buffer).
  * A 400/413/422 splits the batch in halves until the refused lines are isolated: they go to the
  * dead-letter output while the other lines land. Other 4xx (401, 403, 404) error the output at once.
  * Input: `Acked<T>` (paced sources; wake after durability, see the module comment) or plain values
@@ -170,15 +179,43 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         return accept(line, acked ? item.ack : undefined);
       };
 
-      const write = (items: Item[]): ObservableInput<BatchResult> =>
-        batches.write(items).catch((error: unknown) => {
-          if (error instanceof LineWriteError && !error.retryable) {
-            // No retry or split can fix a wrong db, url or credentials: stop now, keep the checkpoint.
-            finish(error);
-            return new Promise<BatchResult>(() => {});
-          }
-          throw error;
-        });
+      /** When each failing batch first failed (scheduler ms): the retry budget counts from there. */
+      const failingSince = new WeakMap<Item[], number>();
+      /**
+       * Writes a batch; adaptiveBatch retries a failure (its backoff), `mayRetry` of the retry policy
+       * decides whether it may (retries and time budget), and each retry is reported as `retrying`.
+       */
+      const write = (items: Item[], attempt: number): ObservableInput<BatchResult> =>
+        batches.write(items).then(
+          (result) => {
+            failingSince.delete(items);
+            return result;
+          },
+          (error: unknown) => {
+            if ((error instanceof LineWriteError && !error.retryable) || error instanceof RetriesExhaustedError) {
+              // No retry or split can fix a wrong db, url or credentials (and an isolation that ran out
+              // of retries has spent the budget): stop now, keep the checkpoint.
+              finish(error);
+              return new Promise<BatchResult>(() => {});
+            }
+            const nowMs = scheduler.now();
+            const since = failingSince.get(items) ?? nowMs;
+            failingSince.set(items, since);
+            const elapsedMs = nowMs - since;
+            const policy = settings.retry;
+            if (!mayRetry(policy, attempt, elapsedMs)) {
+              const outOfTime = attempt <= policy.maxRetries;
+              const exhausted = new RetriesExhaustedError(`${OWNER}: POST /write to ${writer!.target} (a batch of ${items.length} lines)`, attempt, error, outOfTime ? { maxElapsedMs: policy.maxElapsedMs!, elapsedMs } : undefined);
+              for (const item of items) if (isAcked(item)) item.ack.failed(exhausted);
+              finish(exhausted);
+              return new Promise<BatchResult>(() => {});
+            }
+            if (!subscriber.closed) {
+              subscriber.next({ kind: 'retrying', target: writer!.target, attempt, elapsedMs, maxElapsedMs: policy.maxElapsedMs ?? Infinity, reason: describeFailure(error) });
+            }
+            throw error;
+          },
+        );
 
       const onWritten = (batch: WrittenBatch<Item, BatchResult>) => {
         const result = batch.result!;
@@ -262,7 +299,8 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
             adaptiveBatch<Item, BatchResult>({
               write,
               ...settings.batch,
-              maxRetries: settings.retry.maxRetries,
+              // The sink's write decides when to give up (mayRetry: retries and time budget).
+              maxRetries: Infinity,
               minBackoffMs: settings.retry.minDelayMs,
               maxBackoffMs: settings.retry.maxDelayMs,
               jitter: settings.retry.jitter,

@@ -17,7 +17,21 @@ export type LineSinkEvent =
       readonly attempts: number;
       readonly requests: number;
     }
-  | { readonly kind: 'deadLetter'; readonly line: string; readonly status: number; readonly message: string; readonly stored: string | undefined };
+  | { readonly kind: 'deadLetter'; readonly line: string; readonly status: number; readonly message: string; readonly stored: string | undefined }
+  | {
+      /** A write failed with a retryable error (5xx, 429, a reset, a refused connection, a timeout) and will be retried. */
+      readonly kind: 'retrying';
+      /** The server or storage written to. */
+      readonly target: string;
+      /** The retry about to be made (1 after the first failure). */
+      readonly attempt: number;
+      /** Time since this batch's first failure, in ms. */
+      readonly elapsedMs: number;
+      /** The retry budget in time (`retry.maxElapsedMs`; Infinity when only maxRetries limits). */
+      readonly maxElapsedMs: number;
+      /** The failure: a network error's message (`connect ECONNREFUSED 127.0.0.1:8086`), else the error's. */
+      readonly reason: string;
+    };
 
 /** The sink's totals and levels (the fields lib/metrics binds), and its current batch size. */
 export interface LineSinkStats extends LineSinkStatsLike {

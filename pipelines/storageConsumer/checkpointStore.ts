@@ -82,6 +82,17 @@ export class CheckpointStore {
     }));
   }
 
+  /** The position stored for one stream, or undefined (read after a failed commit: did it commit after all?). */
+  async position(pool: Pool, schema: string, table: string, stream: string): Promise<Position | undefined> {
+    const [rows] = await pool.query(
+      `SELECT table_version, date_folder, file_index, commit_ts FROM ${this.#table} WHERE consumer = ? AND schema_name = ? AND table_name = ? AND stream = ?`,
+      [this.#consumer, schema, table, stream],
+    );
+    const row = (rows as Record<string, string | number>[])[0];
+    if (row === undefined) return undefined;
+    return { tableVersion: BigInt(row.table_version!), date: String(row.date_folder), fileIndex: Number(row.file_index), commitTs: BigInt(row.commit_ts!) };
+  }
+
   /** The upsert of one position; run it inside the transaction that applies the file. */
   positionUpsertSql(schema: string, table: string, stream: string, position: Position): string {
     const values = [this.#consumer, schema, table, stream].map(quoteString).join(', ');

@@ -5,16 +5,19 @@
  *
  * Invariant guarded here: the exit code says what happened: 2 for a command line that cannot run
  * (nothing is read or written), 1 for a failure while running (the checkpoint table then covers
- * exactly the files committed), 0 when `--once` finished or the replay was stopped by a signal. The
- * password in --to never appears in any output.
+ * exactly the files committed), 0 when `--once` finished, 130/143 when stopped by SIGINT/SIGTERM (after
+ * the file in flight: its transaction commits with its checkpoint or rolls back). The password in --to
+ * never appears in any output.
  */
 import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
 import { drain } from '../../lib/cli/drain.ts';
+import { startJob } from '../../lib/cli/job.ts';
+import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
 import { DATE_SEPARATORS, type DateSeparator } from '../../lib/codec/layout.ts';
 import { parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
-import { parseStorageUri } from '../../lib/storage/index.ts';
+import { parseStorageUri, StorageRootMissingError } from '../../lib/storage/index.ts';
 import type { CsvOptions } from '../../lib/codec/csv.ts';
 import { CSV_FLAGS, csvFlagsUsage, csvOptionsFromFlags } from '../storageSink/csvFlags.ts';
 import { STORAGE_CONSUMER_DEFAULTS } from './options.ts';
@@ -37,6 +40,8 @@ const FLAGS = {
   'date-separator': { type: 'string' },
   'enable-partition-separator': { type: 'boolean' },
   'checkpoint-database': { type: 'string' },
+  'retry-for': { type: 'string' },
+  ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -54,10 +59,17 @@ consumer's checkpoint (table sluice_replay.replay_checkpoint), so a restart neit
   --enable-partition-separator[=false]  the sink's enable-partition-separator: partitioned tables have a
                              {partitionId} folder level, each partition its own stream (default true, as TiCDC)
   --checkpoint-database <db> where the checkpoint table lives (default ${STORAGE_CONSUMER_DEFAULTS.checkpointDatabase})
+  --retry-for <duration>     ride out an outage this long: MySQL refused, reset, gone away or deadlocked (the
+                             failed file's transaction is retried whole), s3/azure 5xx, 429 or resets; with
+                             backoff and a stall line on stderr, then exit 1 (default ${formatDuration(STORAGE_CONSUMER_DEFAULTS.retryForMs)}; 0 fails at once)
 ${csvFlagsUsage('replay')}
+${metricsFlagsUsage(29)}
   -h, --help                 this text
 
-Exit codes: 0 done (--once) or stopped by SIGINT/SIGTERM, 1 failed while running, 2 the command line cannot run.`;
+Exit codes: 0 done (--once), 1 failed while running (also a MySQL outage longer than --retry-for),
+2 the command line cannot run (also --from naming a folder, bucket or container that does not exist); 130 (SIGINT),
+143 (SIGTERM), 141 (stdout closed): stopped; the file in flight commits with its checkpoint or rolls back
+(a second signal exits at once).`;
 
 interface ReplayCommand {
   from: string;
@@ -71,6 +83,10 @@ interface ReplayCommand {
   dateSeparator: DateSeparator;
   enablePartitionSeparator: boolean;
   checkpointDatabase?: string;
+  /** --retry-for, in ms. */
+  retryForMs: number;
+  /** --metrics-port / --metrics-host, or undefined. */
+  metricsEndpoint: MetricsEndpointOptions | undefined;
 }
 
 function parseCommand(args: string[]): ReplayCommand | 'help' {
@@ -78,7 +94,13 @@ function parseCommand(args: string[]): ReplayCommand | 'help' {
   if (values.help) return 'help';
   if (!values.from) throw new UsageError('--from is required: the storage URI the sink wrote to');
   if (!values.to) throw new UsageError('--to is required: mysql://user:pass@host:port/');
-  parseStorageUri(values.from);
+  if (parseStorageUri(values.from).scheme === 'memory') {
+    throw new UsageError(`--from ${JSON.stringify(values.from)}: a memory:// storage lives inside one process, so replay cannot read what a sink wrote there; use file://, s3:// or azure://`);
+  }
+  const checkpointDatabase = values['checkpoint-database'];
+  if (checkpointDatabase !== undefined && !/^[A-Za-z0-9_$]{1,64}$/.test(checkpointDatabase)) {
+    throw new UsageError(`--checkpoint-database must be a database name of 1..64 letters, digits, _ or $, got ${JSON.stringify(checkpointDatabase)}`);
+  }
   // Its errors quote the URI redacted, so the password cannot leak from here.
   const { password } = parseMysqlUri(values.to);
   const dateSeparator = values['date-separator'] ?? STORAGE_CONSUMER_DEFAULTS.dateSeparator;
@@ -94,7 +116,9 @@ function parseCommand(args: string[]): ReplayCommand | 'help' {
     csv: csvOptionsFromFlags(values, STORAGE_CONSUMER_DEFAULTS.csv),
     dateSeparator: dateSeparator as DateSeparator,
     enablePartitionSeparator: values['enable-partition-separator'] ?? STORAGE_CONSUMER_DEFAULTS.enablePartitionSeparator,
-    ...(values['checkpoint-database'] ? { checkpointDatabase: values['checkpoint-database'] } : {}),
+    ...(checkpointDatabase ? { checkpointDatabase } : {}),
+    retryForMs: values['retry-for'] === undefined ? STORAGE_CONSUMER_DEFAULTS.retryForMs : parseDuration('retry-for', values['retry-for']),
+    metricsEndpoint: metricsEndpointFromFlags(values),
   };
 }
 
@@ -105,9 +129,11 @@ class ReplayPrinter {
   rounds = 0;
   lagMs = 0;
   readonly line: ProgressLine;
+  readonly #err: TextOutput;
 
-  constructor(out: TextOutput) {
+  constructor(out: TextOutput, err: TextOutput) {
     this.line = new ProgressLine(out);
+    this.#err = err;
   }
 
   report(p: ConsumerProgress): void {
@@ -118,6 +144,12 @@ class ReplayPrinter {
     } else if (p.kind === 'ddl') {
       this.files++;
       this.line.event(() => `applied ${p.path}: ${p.effect} ${p.table}`);
+    } else if (p.kind === 'stall') {
+      // Always a line of its own, on stderr: a person must see why nothing moves.
+      this.line.clear();
+      const state = p.unreachable ? 'unreachable' : 'failing';
+      this.#err.write(`${p.service === 'MySQL' ? `MySQL at ${p.target}` : `storage ${p.target}`} ${state} for ${Math.round(p.elapsedMs / 1000)} s, retrying until ${formatDuration(p.retryForMs)}: ${p.code} (${p.operation}; next try in ${formatSeconds(p.delayMs, 1)})\n`);
+      return;
     } else {
       this.rounds++;
       this.lagMs = p.lagMs;
@@ -127,15 +159,6 @@ class ReplayPrinter {
     }
     this.line.status(() => `${this.files} files, ${this.rows} rows, round ${this.rounds}, lag ${formatSeconds(this.lagMs, 1)}`);
   }
-}
-
-function stopOnSignals(): { promise: Promise<void>; dispose(): void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  const onSignal = () => resolve();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return { promise, dispose: () => (process.off('SIGINT', onSignal), process.off('SIGTERM', onSignal)) };
 }
 
 /**
@@ -148,8 +171,9 @@ export function run(args: string[], io: ReplayCommandIo = {}): Promise<number> {
 }
 
 async function execute(command: ReplayCommand, { stdout, stderr }: CommandOutput, stopSignal: Promise<void> | undefined): Promise<number> {
-  const printer = new ReplayPrinter(stdout);
-  const signals = stopSignal ? undefined : stopOnSignals();
+  const printer = new ReplayPrinter(stdout, stderr);
+  // Signals, a closed stdout and the metrics endpoint (lib/cli/job.ts); `stopSignal` (tests) stops it too.
+  const job = await startJob('sluice replay', { stdout, stderr }, { metrics: command.metricsEndpoint });
   try {
     const progress$ = storageConsumer({
       from: command.from,
@@ -160,18 +184,33 @@ async function execute(command: ReplayCommand, { stdout, stderr }: CommandOutput
       dateSeparator: command.dateSeparator,
       enablePartitionSeparator: command.enablePartitionSeparator,
       ...(command.checkpointDatabase === undefined ? {} : { checkpointDatabase: command.checkpointDatabase }),
+      retryForMs: command.retryForMs,
+      ...job.metricsOption('replay'),
     });
-    await drain(progress$, (p) => printer.report(p), stopSignal ?? signals!.promise);
+    await drain(progress$, (p) => printer.report(p), stopSignal === undefined ? job.stopped.then(() => undefined) : Promise.race([stopSignal, job.stopped.then(() => undefined)]));
     printer.line.clear();
     stdout.write(`sluice replay: ${printer.files} files, ${printer.rows} rows in ${printer.rounds} round(s) -> ${redactMysqlUri(command.to)}\n`);
-    return 0;
+    return job.exitCode(0);
   } catch (error) {
     printer.line.clear();
+    // --from names nothing that exists: an unusable argument (exit 2), found before anything was applied.
+    if (error instanceof StorageRootMissingError) {
+      stderr.write(`sluice replay: --from ${error.message}\n`);
+      return 2;
+    }
     const hint = 'the checkpoint table covers exactly the files committed; fix the cause and run again to resume';
     return printFailure(stderr, 'sluice replay', redactPassword((error as Error).message, command.password), hint);
   } finally {
-    signals?.dispose();
+    await job.close();
   }
+}
+
+/** A duration as --retry-for takes it: `10m`, `30s`, `1.5s`, `500ms`. */
+function formatDuration(ms: number): string {
+  if (ms === Infinity) return 'forever';
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 export const replayCommand = Object.freeze({

@@ -29,9 +29,10 @@ import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import { MysqlError, withTransaction } from '../../lib/mysql/pool.ts';
 import { quoteIdentifier } from '../../lib/mysql/sql.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
-import { DDL_STREAM, type CheckpointStore, type Position } from './checkpointStore.ts';
+import { comparePositions, DDL_STREAM, type CheckpointStore, type Position } from './checkpointStore.ts';
 import { planDdl, type DdlPlan } from './ddl.ts';
 import { prepareDataFile } from './decodeFile.ts';
+import type { MysqlRetry } from './mysqlRetry.ts';
 import type { Settings } from './options.ts';
 import type { SchemaFileRef } from './pathKey.ts';
 import type { ConsumerProgress } from './progress.ts';
@@ -58,6 +59,8 @@ export interface ItemApplierParts {
   checkpoints: CheckpointStore;
   tables: TableStates;
   emit: (progress: ConsumerProgress) => void;
+  /** Retries an item's whole transaction (or DDL) through a MySQL outage. */
+  retry: MysqlRetry;
 }
 
 export class ItemApplier {
@@ -68,8 +71,10 @@ export class ItemApplier {
   readonly #checkpoints: CheckpointStore;
   readonly #tables: TableStates;
   readonly #emit: (progress: ConsumerProgress) => void;
+  readonly #retry: MysqlRetry;
 
   constructor(parts: ItemApplierParts) {
+    this.#retry = parts.retry;
     this.#storage = parts.storage;
     this.#pool = parts.pool;
     this.#target = parts.target;
@@ -101,19 +106,30 @@ export class ItemApplier {
     const { schema, table } = item.folder;
     let result;
     try {
-      result = await withTransaction(this.#pool, async (connection) => {
-        const written = await applyPrepared(connection, writer, decoded.prepared, { path: item.path, skipBelowTs: before?.commitTs });
-        // Rows of a version are never older than it: without commit ts in the file (csv default, canal-json
-        // without _tidb) the position still moves by file index, and the commit ts stays as it was.
-        let commitTs = before?.commitTs !== undefined && before.commitTs > item.tableVersion ? before.commitTs : item.tableVersion;
-        if (written.maxCommitTs !== undefined && written.maxCommitTs > commitTs) commitTs = written.maxCommitTs;
-        const position: Position = { tableVersion: item.tableVersion, date: item.date, fileIndex: item.fileIndex, commitTs };
-        await connection.query(this.#checkpoints.positionUpsertSql(schema, table, item.stream, position));
-        return { written, position };
+      // A transient failure rolled the transaction back (the connection died, or a deadlock): the
+      // whole file is applied again, from the same position, as if it had never been tried. Only a
+      // connection lost during COMMIT leaves the outcome open: then the stored position tells.
+      result = await this.#retry.run(`apply ${item.path}`, async (attempt) => {
+        if (attempt > 1) {
+          const stored = await this.#checkpoints.position(this.#pool, schema, table, item.stream);
+          if (stored !== undefined && comparePositions(stored, item) >= 0) {
+            return { written: { applied: decoded.prepared.rows, skipped: 0, maxCommitTs: undefined, statements: 0 }, position: stored };
+          }
+        }
+        return withTransaction(this.#pool, async (connection) => {
+          const written = await applyPrepared(connection, writer, decoded.prepared, { path: item.path, skipBelowTs: before?.commitTs });
+          // Rows of a version are never older than it: without commit ts in the file (csv default, canal-json
+          // without _tidb) the position still moves by file index, and the commit ts stays as it was.
+          let commitTs = before?.commitTs !== undefined && before.commitTs > item.tableVersion ? before.commitTs : item.tableVersion;
+          if (written.maxCommitTs !== undefined && written.maxCommitTs > commitTs) commitTs = written.maxCommitTs;
+          const position: Position = { tableVersion: item.tableVersion, date: item.date, fileIndex: item.fileIndex, commitTs };
+          await connection.query(this.#checkpoints.positionUpsertSql(schema, table, item.stream, position));
+          return { written, position };
+        });
       });
     } catch (error) {
       this.#settings.metrics?.error('apply');
-      if (error instanceof Error && error.name === 'ApplyError') throw error;
+      if (error instanceof MysqlError || (error instanceof Error && error.name === 'ApplyError')) throw error;
       throw new MysqlError(this.#target, `apply ${item.path}`, error);
     }
     state.streams.set(item.stream, result.position);
@@ -137,9 +153,12 @@ export class ItemApplier {
     }
     const started = performance.now();
     try {
-      await this.#runDdl(plan, path);
-      const table = item.ref.table ?? '';
-      await this.#pool.query(this.#checkpoints.positionUpsertSql(item.ref.schema, table, DDL_STREAM, { tableVersion: item.tableVersion, date: '', fileIndex: -1, commitTs: item.tableVersion }));
+      // Running a DDL again is safe: a statement found already applied is skipped (planDdl).
+      await this.#retry.run(`apply the DDL of ${path}`, async () => {
+        await this.#runDdl(plan, path);
+        const table = item.ref.table ?? '';
+        await this.#pool.query(this.#checkpoints.positionUpsertSql(item.ref.schema, table, DDL_STREAM, { tableVersion: item.tableVersion, date: '', fileIndex: -1, commitTs: item.tableVersion }));
+      });
     } catch (error) {
       this.#settings.metrics?.error('ddl');
       throw error instanceof MysqlError ? error : new MysqlError(this.#target, `apply the DDL of ${path} (${JSON.stringify(content.query)})`, error);

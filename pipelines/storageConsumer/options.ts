@@ -8,6 +8,7 @@ import type { Pool } from 'mysql2/promise';
 import { checkCsvOptions, CSV_DEFAULTS, type CsvDialect, type CsvOptions } from '../../lib/codec/csv.ts';
 import { checkDateSeparator, LAYOUT_DEFAULTS, type DateSeparator } from '../../lib/codec/layout.ts';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
+import { checkRetryPolicy, type RetryPolicy } from '../../lib/core/retry.ts';
 import { storageConsumerMetrics, type AnyRegistry, type StorageConsumerMetrics } from '../../lib/metrics/index.ts';
 import { parseMysqlUri, redactMysqlUri } from '../../lib/mysql/uri.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
@@ -62,6 +63,16 @@ export interface StorageConsumerOptions {
   maxStatementBytes?: number;
   /** A table's decoding state (columns, statement parts) is released after this long without files (ms). Default 600000. */
   idleStateMs?: number;
+  /**
+   * How long a MySQL outage is ridden out (ms): an operation that fails with a transient error
+   * (connection refused or reset, server gone away, deadlock, lock wait timeout) is retried whole
+   * with backoff until this long after its first failure, with a 'stall' event before each retry;
+   * then the consumer fails with the cause. 0 fails at the first such error. Default 600000 (10 min).
+   * A `from` URI (s3://, azure://) gets the same budget for its requests' transient failures.
+   */
+  retryForMs?: number;
+  /** Backoff of those retries: minDelayMs, maxDelayMs, jitter (the budget is retryForMs). Default 100 ms doubling to 5 s, ±20 %. */
+  retry?: Partial<Pick<RetryPolicy, 'minDelayMs' | 'maxDelayMs' | 'jitter' | 'random'>>;
   /** Metrics under the label `pipeline` (see storageConsumerMetrics). Default none. */
   metrics?: { registry: AnyRegistry; pipeline: string };
   scheduler?: SchedulerLike;
@@ -78,6 +89,9 @@ export const STORAGE_CONSUMER_DEFAULTS = Object.freeze({
   maxStatementBytes: 4 * 1024 * 1024,
   idleStateMs: 600_000,
   indexReadConcurrency: 16,
+  /** 10 minutes. */
+  retryForMs: 600_000,
+  retry: Object.freeze({ minDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 }),
   /** TiCDC's csv defaults with the commit ts column, as sluice's sink writes by default. */
   csv: Object.freeze({ ...CSV_DEFAULTS, includeCommitTs: true }) as CsvDialect,
   dateSeparator: LAYOUT_DEFAULTS.dateSeparator,
@@ -99,6 +113,8 @@ export interface Settings {
   maxRowsPerStatement: number;
   maxStatementBytes: number;
   idleStateMs: number;
+  /** Retries through an outage (MySQL, and s3/azure requests): the backoff, maxRetries Infinity, maxElapsedMs = retryForMs. */
+  outageRetry: RetryPolicy;
   metrics: StorageConsumerMetrics | undefined;
   scheduler: SchedulerLike;
 }
@@ -130,6 +146,12 @@ export function checkOptions(options: StorageConsumerOptions): Settings {
   if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null || typeof metrics.registry?.getMetricsAsJSON !== 'function' || typeof metrics.pipeline !== 'string' || metrics.pipeline === '')) {
     throw new InvalidOptionError(OWNER, 'metrics', metrics, 'an object { registry: a prom-client Registry, pipeline: a non-empty string }');
   }
+  const retryForMs = checkNumber(OWNER, 'retryForMs', options.retryForMs ?? d.retryForMs, { min: 0, allowInfinity: true });
+  const retry = options.retry ?? {};
+  for (const name of ['maxRetries', 'maxElapsedMs']) {
+    if (typeof retry === 'object' && retry !== null && name in retry) throw new InvalidOptionError(OWNER, `retry.${name}`, (retry as Record<string, unknown>)[name], 'absent: MySQL retries are bounded in time, by retryForMs');
+  }
+  const outageRetry = checkRetryPolicy(OWNER, { ...d.retry, ...(retry as object), maxRetries: Infinity, maxElapsedMs: retryForMs });
   return {
     intervalMs: checkNumber(OWNER, 'intervalMs', options.intervalMs ?? d.intervalMs, { min: 0 }),
     once: options.once === true,
@@ -144,6 +166,7 @@ export function checkOptions(options: StorageConsumerOptions): Settings {
     maxRowsPerStatement: checkNumber(OWNER, 'maxRowsPerStatement', options.maxRowsPerStatement ?? d.maxRowsPerStatement, { min: 1, integer: true }),
     maxStatementBytes: checkNumber(OWNER, 'maxStatementBytes', options.maxStatementBytes ?? d.maxStatementBytes, { min: 1024, integer: true }),
     idleStateMs: checkNumber(OWNER, 'idleStateMs', options.idleStateMs ?? d.idleStateMs, { min: 1 }),
+    outageRetry,
     metrics: metrics === undefined ? undefined : storageConsumerMetrics(metrics.registry, { pipeline: metrics.pipeline }),
     scheduler: options.scheduler ?? asyncScheduler,
   };

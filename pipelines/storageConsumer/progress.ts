@@ -1,4 +1,4 @@
-/** What the storage consumer reports as it goes: one event per DDL, per data file and per round. */
+/** What the storage consumer reports as it goes: one event per DDL, per data file and per round, and one per retry while MySQL is out. */
 import type { DiscoveryRound } from './discovery.ts';
 import type { DdlPlan } from './ddl.ts';
 
@@ -21,4 +21,28 @@ export type ConsumerProgress =
       /** Folders whose table version has no schema file yet (held back). */
       readonly waiting: number;
       readonly calls: DiscoveryRound['calls'];
+    }
+  | {
+      /** A MySQL operation or a storage request failed with a transient error and is retried after `delayMs` (before each backoff). */
+      readonly kind: 'stall';
+      /** Who failed: MySQL, or the sink's storage (s3://, azure://: their requests are retried within the same budget). */
+      readonly service: 'MySQL' | 'storage';
+      /** `host:port` of the server (or 'the given MySQL pool'), or the storage URI without credentials. */
+      readonly target: string;
+      /** What is retried: "apply db/t/…/CDC000001.csv", "read the checkpoint table …". */
+      readonly operation: string;
+      /** The transient code: ECONNREFUSED, PROTOCOL_CONNECTION_LOST, ER_LOCK_DEADLOCK, HTTP 503… */
+      readonly code: string;
+      /** True when the service is out of reach or failing (rather than a lock conflict). */
+      readonly unreachable: boolean;
+      /** The retry about to be made (1 after the first failure). */
+      readonly attempt: number;
+      /** Time since the operation first failed, in ms. */
+      readonly elapsedMs: number;
+      /** The backoff before the retry, in ms. */
+      readonly delayMs: number;
+      /** The budget: retries stop this long after the first failure (retryForMs). */
+      readonly retryForMs: number;
+      /** The failure's message. */
+      readonly message: string;
     };

@@ -62,6 +62,7 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { ColumnDef, ColumnValue, DecodedRow, TableDef } from '../../lib/codec/changeEvent.ts';
 import { columnClass } from '../../lib/codec/columnValue.ts';
+import { isTransientMysqlError } from '../../lib/mysql/transient.ts';
 import { quoteIdentifier, quoteTable, sqlLiteral } from '../../lib/mysql/sql.ts';
 
 /** A table version's statement parts, built once. */
@@ -444,7 +445,8 @@ export async function writeRows(connection: PoolConnection, writer: TableWriter,
  */
 async function narrowDown(connection: PoolConnection, writer: TableWriter, statement: PreparedStatement, path: string, error: unknown): Promise<ApplyError> {
   const message = error instanceof Error ? error.message : String(error);
-  const isServerError = typeof (error as { errno?: unknown })?.errno === 'number' && (error as { fatal?: boolean }).fatal !== true;
+  // A deadlock (or a lost connection) ended the transaction: statements run now would commit on their own.
+  const isServerError = typeof (error as { errno?: unknown })?.errno === 'number' && (error as { fatal?: boolean }).fatal !== true && !isTransientMysqlError(error);
   if (isServerError && statement.count > 1) {
     for (let i = 0; i < statement.count; i++) {
       const part = statement.sql.slice(statement.starts[i], statement.ends[i]);

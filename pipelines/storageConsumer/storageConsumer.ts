@@ -13,20 +13,23 @@
  * checkpoint past its file, so a crash at any point neither loses nor repeats a row; a table's DDL
  * runs before any row of its version, and only after every row of the versions before it; every
  * decode or apply error stops the consumer and reaches the subscriber naming the file (and record or
- * line); a file that fails is rolled back whole.
+ * line); a file that fails is rolled back whole. A MySQL outage (transient errors) is ridden out for
+ * `retryForMs`, each failed operation retried whole (mysqlRetry.ts); a storage root that does not
+ * exist fails the start (StorageRootMissingError) instead of replaying nothing.
  */
 import { performance } from 'node:perf_hooks';
 import { Observable, type SchedulerLike } from 'rxjs';
 import type { Pool } from 'mysql2/promise';
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import { createMysqlPool, MysqlError } from '../../lib/mysql/pool.ts';
-import { redactMysqlUri } from '../../lib/mysql/uri.ts';
-import { openStorage } from '../../lib/storage/index.ts';
+import { parseMysqlUri, redactMysqlUri } from '../../lib/mysql/uri.ts';
+import { openStorage, redactUri, type OpenStorageOptions } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { applyRound } from './applyRound.ts';
 import { CheckpointStore } from './checkpointStore.ts';
 import { Discovery, type DiscoveryRound } from './discovery.ts';
 import { ItemApplier } from './itemApplier.ts';
+import { MysqlRetry } from './mysqlRetry.ts';
 import { checkOptions, STORAGE_CONSUMER_DEFAULTS, type Settings, type StorageConsumerOptions } from './options.ts';
 import { tableKeyOf, type SchemaFileRef } from './pathKey.ts';
 import type { ConsumerProgress } from './progress.ts';
@@ -51,17 +54,29 @@ export function storageConsumer(options: StorageConsumerOptions): Observable<Con
   const settings = checkOptions(options);
   return new Observable<ConsumerProgress>((subscriber) => {
     let closed = false;
+    const stop = new AbortController();
     const cleanups: Array<() => Promise<void>> = [];
     const run = async () => {
-      const storage = typeof options.from === 'string' ? await openStorage(options.from) : options.from;
+      const emit = (p: ConsumerProgress) => {
+        if (!closed) subscriber.next(p);
+      };
+      const storage = typeof options.from === 'string' ? await openStorage(options.from, storageRetry(settings, redactUri(options.from), emit)) : options.from;
       if (typeof options.from === 'string') cleanups.push(() => storage.close());
+      // A folder, bucket or container that is not there would replay nothing, forever: say so.
+      await storage.checkRoot?.();
       const mysql = typeof options.to === 'string' ? createMysqlPool(options.to, { connectionLimit: settings.applyConcurrency }) : undefined;
       if (mysql) cleanups.push(() => mysql.end());
       const pool = mysql?.pool ?? (options.to as Pool);
       const target = typeof options.to === 'string' ? redactMysqlUri(options.to) : 'the given MySQL pool';
-      const consumer = new Consumer(storage, pool, target, settings, options.consumerId ?? storage.uri, (p) => {
-        if (!closed) subscriber.next(p);
-      }, () => closed);
+      const location = typeof options.to === 'string' ? parseMysqlUri(options.to) : undefined;
+      const retry = new MysqlRetry({
+        policy: settings.outageRetry,
+        uri: target,
+        hostPort: location === undefined ? 'the given MySQL pool' : `${location.host.includes(':') ? `[${location.host}]` : location.host}:${location.port}`,
+        emit,
+        signal: stop.signal,
+      });
+      const consumer = new Consumer(storage, pool, target, settings, options.consumerId ?? storage.uri, emit, () => closed, retry);
       await consumer.start();
       for (let round = 1; !closed; round++) {
         await consumer.round(round);
@@ -79,10 +94,28 @@ export function storageConsumer(options: StorageConsumerOptions): Observable<Con
     );
     return () => {
       closed = true;
+      stop.abort(new Error('storageConsumer: unsubscribed'));
       // Ending the pool aborts a statement in flight; MySQL rolls its open transaction back.
       for (const cleanup of cleanups.reverse()) void cleanup().catch(() => undefined);
     };
   });
+}
+
+/**
+ * s3:// and azure:// requests ride out an outage within the same budget as MySQL (retryForMs, the
+ * same backoff), with a 'stall' event before each retry; a refusal still fails at once.
+ */
+function storageRetry(settings: Settings, uri: string, emit: (p: ConsumerProgress) => void): OpenStorageOptions {
+  const retryForMs = settings.outageRetry.maxElapsedMs ?? Infinity;
+  return {
+    retry: settings.outageRetry,
+    onRetry: ({ operation, attempt, delayMs, elapsedMs, error }) => {
+      const status = (error as { $metadata?: { httpStatusCode?: unknown }; statusCode?: unknown } | null)?.$metadata?.httpStatusCode ?? (error as { statusCode?: unknown } | null)?.statusCode;
+      const code = (error as { code?: unknown } | null)?.code;
+      const shown = typeof code === 'string' ? code : typeof status === 'number' ? `HTTP ${status}` : error instanceof Error ? error.name : 'error';
+      emit({ kind: 'stall', service: 'storage', target: uri, operation, code: shown, unreachable: true, attempt, elapsedMs, delayMs, retryForMs, message: error instanceof Error ? error.message : String(error) });
+    },
+  };
 }
 
 function sleep(ms: number, scheduler: SchedulerLike, stopped: () => boolean): Promise<void> {
@@ -101,24 +134,27 @@ class Consumer {
   readonly #discovery: Discovery;
   readonly #tables: TableStates;
   readonly #applier: ItemApplier;
+  readonly #retry: MysqlRetry;
   #missingRounds = 0;
 
-  constructor(storage: ExternalStorage, pool: Pool, target: string, settings: Settings, consumerId: string, emit: (p: ConsumerProgress) => void, stopped: () => boolean) {
+  constructor(storage: ExternalStorage, pool: Pool, target: string, settings: Settings, consumerId: string, emit: (p: ConsumerProgress) => void, stopped: () => boolean, retry: MysqlRetry) {
     this.#pool = pool;
     this.#target = target;
+    this.#retry = retry;
     this.#settings = settings;
     this.#emit = emit;
     this.#stopped = stopped;
     this.#checkpoints = new CheckpointStore(settings.checkpointDatabase, consumerId);
     this.#discovery = new Discovery(storage, { relistIntervalMs: settings.relistIntervalMs, readConcurrency: STORAGE_CONSUMER_DEFAULTS.indexReadConcurrency, now: () => performance.now(), layout: { dateSeparator: settings.dateSeparator, enablePartitionSeparator: settings.enablePartitionSeparator } });
     this.#tables = new TableStates(storage, settings);
-    this.#applier = new ItemApplier({ storage, pool, target, settings, checkpoints: this.#checkpoints, tables: this.#tables, emit });
+    this.#applier = new ItemApplier({ storage, pool, target, settings, checkpoints: this.#checkpoints, tables: this.#tables, emit, retry });
   }
 
 
+  /** Runs `call` under the MySQL retries; a failure becomes a MysqlError naming what was being done. */
   async #mysql<T>(doing: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await this.#retry.run(doing, call);
     } catch (error) {
       throw error instanceof MysqlError ? error : new MysqlError(this.#target, doing, error);
     }

@@ -12,6 +12,7 @@ import type { Acked } from '../../lib/core/ack.ts';
 import { withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
 import type { DataFolder, DdlEvent } from '../../lib/codec/index.ts';
 import type { FlushMetrics } from '../../lib/metrics/index.ts';
+import { isTransientStorageError } from '../../lib/storage/transient.ts';
 import type { Batch } from '../../operators/batchBy.ts';
 import { folderKey, sameFolder } from './encoder.ts';
 import type { FileOutput } from './fileOutput.ts';
@@ -125,11 +126,12 @@ export class BatchWriter {
     this.schemasWritten.add(key);
   }
 
+  /** Retries a write while its failure is transient; a permanent one (disk full, read-only, refused credentials) fails at once with its own message. */
   private withRetries<R>(what: string, write: () => Promise<R>): Promise<R> {
     const { flushes } = this.options;
     return withRetries(`${this.options.owner}: ${what}`, write, {
       policy: this.options.retry,
-      isRetryable: () => true,
+      isRetryable: isTransientStorageError,
       ...(flushes ? { onRetry: () => flushes.retry('write') } : {}),
     });
   }

@@ -6,19 +6,22 @@
  * command line that cannot run (nothing is read or written), 1 for a failure while running (the
  * `metadata` checkpoint then still only covers durable rows), 0 once every event is durable.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { concat, defer, EMPTY, throwError } from 'rxjs';
 import { fromPaced } from '../../lib/core/paced.ts';
+import { BAD_RECORDS_FLAG, BadRecords, badRecordsUsage, parseBadRecords, type BadRecordsPolicy } from '../../lib/cli/badRecords.ts';
 import { parseFlags, printFailure, runCommandLine, UsageError, type CommandOutput, type TextOutput } from '../../lib/cli/commandLine.ts';
 import { drain } from '../../lib/cli/drain.ts';
+import { startJob } from '../../lib/cli/job.ts';
+import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatBytes, formatSeconds, parseDuration, parseSize } from '../../lib/cli/units.ts';
-import { DecodeError, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
+import { DecodeError, formatChangeEventLine, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
 import type { CsvOptions } from '../../lib/codec/csv.ts';
 import { MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH } from '../../lib/codec/layout.ts';
 import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
+import { badRecordsMetric } from '../../lib/metrics/badRecords.ts';
 import { InvalidStorageUriError, openStorage, redactUri } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { UnreadableCheckpointError } from './resumePoint.ts';
@@ -52,6 +55,8 @@ const FLAGS = {
   ...CSV_FLAGS,
   resume: { type: 'boolean' },
   'enable-tidb-extension': { type: 'boolean' },
+  ...BAD_RECORDS_FLAG,
+  ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -60,10 +65,16 @@ export const SINK_USAGE = `usage: sluice sink --from <events.jsonl|-> --to <stor
 Writes change events (JSON lines, one event per line; blank lines skipped) as TiCDC storage-sink
 files: data files, index files, schema files and the root metadata checkpoint.
 Every table needs its DDL event (CREATE TABLE with its tableDef) before its rows: the command has no
-other source of table definitions.
+other source of table definitions. Each row is checked against it (columns, value types, NOT NULL),
+and a dispatcher's commit ts must not go back. One line of each kind (the full format: docs/formats.md):
+
+  {"kind":"ddl","commitTs":"4350","query":"CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))","ddlType":"CREATE TABLE","schema":"shop","table":"orders","tableDef":{"schema":"shop","table":"orders","version":"4350","columns":[{"name":"id","type":"INT","nullable":false,"primaryKey":true},{"name":"total","type":"DECIMAL","precision":10,"scale":2}]},"blockedDispatchers":"all"}
+  {"kind":"row","op":"insert","schema":"shop","table":"orders","tableVersion":"4350","commitTs":"4356","dispatcherId":"7","columns":{"id":1,"total":"9.50"}}
+  {"kind":"row","op":"update","schema":"shop","table":"orders","tableVersion":"4350","commitTs":"4360","dispatcherId":"7","columns":{"id":1,"total":"12.00"},"oldColumns":{"id":1,"total":"9.50"}}
+  {"kind":"row","op":"delete","schema":"shop","table":"orders","tableVersion":"4350","commitTs":"4371","dispatcherId":"7","columns":{"id":1,"total":"12.00"}}
 
   --from <path|->              the JSON-lines file to read; '-' reads stdin
-  --to <uri>                   file:///abs/path, memory://name, s3://bucket/prefix or azure://container/prefix
+  --to <uri>                   file:///abs/path, s3://bucket/prefix or azure://container/prefix
                                (credentials come from the environment, never the URI)
   --protocol csv|canal-json    row format (default csv)
   --flush-interval <duration>  a data file is cut this long after its first row at the latest: 500ms, 5s, 1m (default 5s, at least 100ms)
@@ -77,10 +88,15 @@ other source of table definitions.
   --resume[=false]             resume from the metadata checkpoint N already in --to (default true): a rerun
                                on the same input skips the events at or below N (durable from the run
                                before) and reports how many; =false writes every event again
+${badRecordsUsage(31)}
+                               (a bad line: bad JSON, an unknown key, a row that does not fit its table...)
 ${csvFlagsUsage('sink')}
+${metricsFlagsUsage(31)}
   -h, --help                   this text
 
-Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run.`;
+Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run;
+130 (SIGINT), 143 (SIGTERM), 141 (stdout closed): stopped, what was read made durable and checkpointed
+(a second signal exits at once).`;
 
 interface SinkCommand {
   from: string;
@@ -96,6 +112,10 @@ interface SinkCommand {
   csv?: CsvOptions;
   /** canal-json only: the flags given (--enable-tidb-extension, --terminator); the sink's defaults fill the rest. */
   canalJson?: { enableTidbExtension?: boolean; terminator?: string };
+  /** --bad-records: what a bad line (or event) does. */
+  badRecords: BadRecordsPolicy;
+  /** --metrics-port / --metrics-host, or undefined. */
+  metricsEndpoint: MetricsEndpointOptions | undefined;
 }
 
 function parseCommand(args: string[]): SinkCommand | 'help' {
@@ -109,17 +129,22 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
   if (!['none', 'year', 'month', 'day'].includes(dateSeparator)) {
     throw new UsageError(`--date-separator must be none, year, month or day, got ${JSON.stringify(dateSeparator)}`);
   }
-  const flushIntervalMs = values['flush-interval'] === undefined ? STORAGE_SINK_DEFAULTS.flushIntervalMs : parseDuration('flush-interval', values['flush-interval']);
+  if (/^memory:/i.test(values.to)) {
+    throw new UsageError(`--to ${values.to}: memory storage ends with the process, so nothing would persist; give file:///abs/path, s3://bucket/prefix or azure://container/prefix`);
+  }
+  const flushIntervalMs = values['flush-interval'] === undefined ? STORAGE_SINK_DEFAULTS.flushIntervalMs : parseDuration('flush-interval', inRange('flush-interval', values['flush-interval'], 'at least 100ms'));
   if (flushIntervalMs < 100) throw new UsageError(`--flush-interval must be at least 100ms, got ${values['flush-interval']}`);
   const command: SinkCommand = {
     from: values.from,
     to: values.to,
     protocol,
     flushIntervalMs,
-    fileSizeBytes: values['file-size'] === undefined ? STORAGE_SINK_DEFAULTS.fileSizeBytes : parseSize('file-size', values['file-size']),
+    fileSizeBytes: values['file-size'] === undefined ? STORAGE_SINK_DEFAULTS.fileSizeBytes : parseSize('file-size', inRange('file-size', values['file-size'], 'at least 1 byte')),
     dateSeparator: dateSeparator as DateSeparator,
     tableAcrossDispatchers: values['table-across-dispatchers'] === true,
     resume: values.resume !== false,
+    badRecords: parseBadRecords(values['bad-records']),
+    metricsEndpoint: metricsEndpointFromFlags(values),
   };
   const tidbExtension = values['enable-tidb-extension'];
   if (protocol === 'csv') {
@@ -142,9 +167,34 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
   return command;
 }
 
-/** The input's change events, one per non-blank line; a malformed line fails naming its number. */
-async function* readEvents(input: NodeJS.ReadableStream): AsyncGenerator<ChangeEvent> {
-  for await (const { text, lineNumber } of nonBlankLines(input)) yield parseChangeEventLine(text, lineNumber);
+/**
+ * `text` unless it is negative: a duration or size below zero is refused with the valid `range`
+ * (parseArgs takes `--flag -1` for two flags; parseFlags hands `-1` on as the value).
+ */
+function inRange(flag: string, text: string, range: string): string {
+  if (text.trim().startsWith('-')) throw new UsageError(`--${flag} must be ${range}, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/**
+ * The input's change events, one per non-blank line, each remembered with its line number in
+ * `lines` (for the sink's messages). A line that does not parse goes to `bad`: with `fail` reading
+ * stops there (`bad.failure` holds the error); otherwise it is counted (and dead-lettered) and
+ * reading goes on.
+ */
+async function* readEvents(input: NodeJS.ReadableStream, name: string, bad: BadRecords, lines: WeakMap<ChangeEvent, number>): AsyncGenerator<ChangeEvent> {
+  for await (const { text, lineNumber } of nonBlankLines(input)) {
+    let event: ChangeEvent;
+    try {
+      event = parseChangeEventLine(text, lineNumber);
+    } catch (error) {
+      if (!(error instanceof DecodeError || error instanceof InvalidChangeEventError)) throw error;
+      if ((await bad.take({ source: name, lineNumber, text, error })) === 'stop') return;
+      continue;
+    }
+    lines.set(event, lineNumber);
+    yield event;
+  }
 }
 
 /** Counts what the sink reports and prints it: a redrawn line on a TTY, one line per report otherwise. */
@@ -194,12 +244,24 @@ class ProgressPrinter {
   }
 }
 
+/** The summary's words on bad lines: none with `fail` (a bad line fails the run). */
+function badSummary(bad: BadRecords): string {
+  if (bad.policy.mode === 'fail') return '';
+  return `; ${bad.count} bad line${bad.count === 1 ? '' : 's'} ${bad.policy.mode === 'skip' ? 'skipped' : `in the ${bad.where}`}`;
+}
+
 /** What a person can do about a failure while running. */
 function hintFor(error: unknown, command: SinkCommand): string {
-  if (error instanceof DecodeError || error instanceof InvalidChangeEventError) {
-    return `fix that line of ${command.from === '-' ? 'stdin' : command.from} and run again`;
+  const goOn = 'or pass --bad-records skip or dead-letter:<path> to go on past bad lines';
+  if (error instanceof UnknownTableVersionError || (error instanceof Error && error.cause instanceof UnknownTableVersionError)) {
+    return `put the table's DDL event (with its tableDef) before its rows in the input and run again (every event before this line is durable and checkpointed), ${goOn}`;
   }
-  if (error instanceof UnknownTableVersionError) return "put the table's DDL event (with its tableDef) before its rows in the input";
+  if (error instanceof DecodeError || error instanceof InvalidChangeEventError) {
+    return (
+      `every event before it is durable and checkpointed; fix that line of ${command.from === '-' ? 'stdin' : command.from} and run again ` +
+      `(it resumes after the checkpoint), ${goOn}`
+    );
+  }
   if (error instanceof UnreadableCheckpointError) return `restore ${redactUri(command.to)}/metadata, or run with --resume=false to write every event again`;
   return `the metadata checkpoint in ${redactUri(command.to)} covers only durable rows; fix the cause and run again (it resumes after that checkpoint)`;
 }
@@ -236,11 +298,47 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
     throw error;
   }
 
-  const spoolRoot = await mkdtemp(join(tmpdir(), 'sluice-sink-cli-'));
+  const job = await startJob('sluice sink', { stdout, stderr }, { metrics: command.metricsEndpoint }).catch(async (error: unknown) => {
+    await input.close();
+    await storage.close();
+    throw error;
+  });
+  const metrics = job.metricsOption('sink');
+  const bad = await BadRecords.open(command.badRecords, metrics.metrics === undefined ? undefined : badRecordsMetric(metrics.metrics, 'sink')).catch(async (error: unknown) => {
+    await input.close();
+    await storage.close();
+    await job.close();
+    throw error;
+  });
+  // Each event's input line, for the sink's messages; an event leaves it once nothing holds it.
+  const lines = new WeakMap<ChangeEvent, number>();
+  const lineOf = (event: ChangeEvent) => `line ${lines.get(event) ?? '?'}`;
+  // Events the sink finds bad (a row that does not fit its table...) that --bad-records lets pass, stored in order.
+  let badEventsStored: Promise<unknown> = Promise.resolve();
+  const onBadEvent = (error: InvalidChangeEventError, event: ChangeEvent): 'skip' | 'stop' => {
+    if (bad.policy.mode === 'fail') return 'stop';
+    const record = { source: input.name, lineNumber: lines.get(event) ?? 0, text: formatChangeEventLine(event), error };
+    badEventsStored = badEventsStored.then(() => bad.take(record));
+    // Handled here so a failure waits, unreported, for the await after the run (which then fails).
+    badEventsStored.catch(() => undefined);
+    return 'skip';
+  };
   const printer = new ProgressPrinter(stdout);
   const started = performance.now();
   try {
-    const progress$ = fromPaced(readEvents(input.stream), { window: SINK_CLI_DEFAULTS.readWindow }).pipe(
+    // Removed by job.close(), at exit, or by the next run when this process is killed.
+    const spoolRoot = await job.tempFolder('sink');
+    const read$ = fromPaced(job.untilStopped(readEvents(input.stream, input.name, bad, lines), input.stream), { window: SINK_CLI_DEFAULTS.readWindow });
+    // Reading stopped at a bad line or by a signal ends the input with an error, not as an input
+    // that ended: the sink then makes what came before durable and checkpoints no further than that
+    // (an ended input would let the checkpoint reach the greatest commit ts read, skipping on a rerun
+    // the events after the stop that share it or lie below it).
+    const stoppedReading = new Error('reading stopped');
+    const events$ = concat(
+      read$,
+      defer(() => (bad.failure !== undefined ? throwError(() => bad.failure) : job.stopReason !== undefined ? throwError(() => stoppedReading) : EMPTY)),
+    );
+    const progress$ = events$.pipe(
       storageSink({
         storage,
         protocol: command.protocol,
@@ -253,19 +351,30 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
         ...(command.canalJson === undefined ? {} : { canalJson: command.canalJson }),
         resume: command.resume,
         spool: { dir: join(spoolRoot, 'spool') },
+        onBadEvent,
+        eventPosition: lineOf,
+        ...metrics,
       }),
     );
-    await drain(progress$, (report) => printer.report(report));
+    await drain(progress$, (report) => printer.report(report)).catch((error: unknown) => {
+      if (error !== stoppedReading) throw error;
+    });
+    // Dead letters are on disk before the run reports success.
+    await badEventsStored;
     printer.line.clear();
-    stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
-    return 0;
+    stdout.write(`${printer.summary(command.to, performance.now() - started)}${badSummary(bad)}\n`);
+    return job.exitCode(0);
   } catch (error) {
     printer.line.clear();
+    // A bad line stopped the run after what came before was made durable: say what that was.
+    if (error instanceof DecodeError || error instanceof InvalidChangeEventError) stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
     return printFailure(stderr, 'sluice sink', (error as Error).message, hintFor(error, command));
   } finally {
+    await badEventsStored.catch(() => undefined);
     await input.close();
+    await bad.close();
     await storage.close();
-    await rm(spoolRoot, { recursive: true, force: true });
+    await job.close();
   }
 }
 

@@ -36,6 +36,7 @@ import {
 } from '../../lib/codec/layout.ts';
 import { encodeSchemaFile } from '../../lib/codec/schemaFile.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
+import { isTransientStorageError } from '../../lib/storage/transient.ts';
 
 const OWNER = 'FileOutput';
 const UTF8 = new TextEncoder();
@@ -84,12 +85,15 @@ export class FileOutputError extends Error {
   /** What was being done: 'write data file', 'read index file', 'number data file'... */
   readonly operation: string;
   readonly path: string;
+  /** Whether calling again may succeed: the storage's failure was transient (isTransientStorageError); a bad index file is not. */
+  readonly transient: boolean;
 
-  constructor(storageUri: string, operation: string, path: string, reason: string, cause?: unknown) {
+  constructor(storageUri: string, operation: string, path: string, reason: string, cause?: unknown, transient = false) {
     super(`${OWNER} ${storageUri}: cannot ${operation} "${path}": ${reason}`, cause === undefined ? undefined : { cause });
     this.storageUri = storageUri;
     this.operation = operation;
     this.path = path;
+    this.transient = transient;
   }
 }
 
@@ -320,7 +324,7 @@ export class FileOutput {
       const result = await call();
       return { result, durationMs: this.#now() - startedAt };
     } catch (error) {
-      throw new FileOutputError(this.#storage.uri, operation, path, describeCause(error), error);
+      throw new FileOutputError(this.#storage.uri, operation, path, describeCause(error), error, isTransientStorageError(error));
     }
   }
 

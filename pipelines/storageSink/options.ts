@@ -5,7 +5,7 @@
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 import { checkRetryPolicy, type RetryPolicy } from '../../lib/core/retry.ts';
-import type { DateSeparator, TableDef } from '../../lib/codec/index.ts';
+import type { ChangeEvent, DateSeparator, InvalidChangeEventError, TableDef } from '../../lib/codec/index.ts';
 import { checkCanalJsonOptions, CANAL_JSON_DEFAULTS, type CanalJsonDialect } from '../../lib/codec/canalJson.ts';
 import { checkCsvOptions, CSV_DEFAULTS, type CsvDialect, type CsvOptions } from '../../lib/codec/csv.ts';
 import type { AnyRegistry } from '../../lib/metrics/index.ts';
@@ -88,6 +88,16 @@ export interface StorageSinkOptions {
    * `metadata` checkpoint itself, and a rerun then skips what it says is durable.
    */
   resume?: boolean;
+  /**
+   * An event the sink cannot take (malformed, a row before its table's DDL, columns or values that do
+   * not fit its table definition, NULL in a NOT NULL column, a commit ts going back on its
+   * dispatcher), as an `InvalidChangeEventError` naming it: 'skip' drops it (acknowledged) and goes
+   * on; 'stop' (the default without this option) stops taking events there, makes what came before
+   * durable, writes the checkpoint, then errors with it.
+   */
+  onBadEvent?: (error: InvalidChangeEventError, event: ChangeEvent) => 'skip' | 'stop';
+  /** Where an event came from, for messages (e.g. `line 17`); `index` counts events from 1. Default `event #<index>`. */
+  eventPosition?: (event: ChangeEvent, index: number) => string;
   /** Retries of file writes (the storages retry transient failures too). */
   retry?: Partial<RetryPolicy>;
   /**

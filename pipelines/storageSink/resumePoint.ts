@@ -18,6 +18,7 @@
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import { parseMetadataFile } from '../../lib/codec/layout.ts';
 import { withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
+import { isTransientStorageError } from '../../lib/storage/transient.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { METADATA_FILE_PATH } from './fileOutput.ts';
 
@@ -72,7 +73,7 @@ export async function readStoredCheckpoint(storage: ExternalStorage, retry: Retr
   // A read that keeps failing rejects naming this operation (RetriesExhaustedError).
   const raw = await withRetries(`${owner} ${storage.uri}: read ${METADATA_FILE_PATH} (the checkpoint stored by an earlier run)`, () => storage.get(METADATA_FILE_PATH), {
     policy: retry,
-    isRetryable: () => true,
+    isRetryable: isTransientStorageError, // a refusal (credentials, a file in the way) fails at once
   });
   if (raw === undefined) return undefined;
   let text: string;

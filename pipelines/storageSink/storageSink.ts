@@ -12,14 +12,17 @@
  * blocks is durable; the `metadata` checkpoint never passes a row that is not durable, and a rerun on
  * the same input writes nothing at or below the checkpoint it found (ResumePoint). The checkpoint
  * found is read once, before the first event, and seeds the checkpoint stage (MetadataCheckpoint),
- * the one owner of its order: it never goes back, resume on or off.
+ * the one owner of its order: it never goes back, resume on or off. A bad event (EventAdmission) or
+ * an input error never loses what came before it: the input stops there, and the output errors only
+ * once that is durable and checkpointed.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatMap, defer, filter, from, map, Observable, type OperatorFunction } from 'rxjs';
+import { catchError, concatMap, defer, EMPTY, filter, from, map, Observable, takeWhile, type OperatorFunction } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
-import { changeEventProblem, InvalidChangeEventError, type ChangeEvent, type DdlEvent } from '../../lib/codec/index.ts';
+import type { ChangeEvent, DdlEvent } from '../../lib/codec/index.ts';
+import { checkFunction } from '../../lib/core/errors.ts';
 import { drainBarrierMetrics, flushMetrics, pathMetrics, spoolMetrics, watermarkMetrics } from '../../lib/metrics/index.ts';
 import { batchBy } from '../../operators/batchBy.ts';
 import { drainBarrier } from '../../operators/drainBarrier.ts';
@@ -27,6 +30,7 @@ import { spool } from '../../operators/spool.ts';
 import { watermarkBackpressure } from '../../operators/watermarkBackpressure.ts';
 import { BatchWriter } from './batchWriter.ts';
 import { DispatcherPositions } from './dispatcherPositions.ts';
+import { EventAdmission } from './eventAdmission.ts';
 import { createFileHeader, createRowEncoder } from './encoder.ts';
 import { FileOutput } from './fileOutput.ts';
 import { MetadataCheckpoint } from './metadataCheckpoint.ts';
@@ -49,6 +53,9 @@ const ROW_STATE_BYTES = 1024;
 
 type SinkInput = ChangeEvent | DrainMarkerItem;
 
+/** admit's answer for an event that stops the input (onBadEvent said 'stop'). */
+const STOP = Symbol('stop taking events');
+
 /**
  * Writes change events as TiCDC's storage sink does and reports files and checkpoints.
  *
@@ -65,19 +72,30 @@ type SinkInput = ChangeEvent | DrainMarkerItem;
  * are skipped, acknowledged as flushed and reported as `skipped`; a skipped DDL still defines its
  * table for the rows above N. The checkpoint written next is above N, with resume off too (then
  * every event is written again, and the checkpoint stays at N until the run passes it).
+ * Bad input: each event is checked in input order against the table definitions the input gave so
+ * far (EventAdmission); a bad one goes to `onBadEvent` ('skip' or 'stop', default 'stop'). A stop,
+ * or an error of the input itself, ends the input there: every event accepted before it is made
+ * durable and the checkpoint written (not past any dispatcher's last event, as the input did not
+ * end), then the output errors with it.
  *
  * @example
  * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
  */
 export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked<ChangeEvent>, SinkProgress> {
   const settings = checkOptions(options);
+  const onBadEvent = options.onBadEvent === undefined ? () => 'stop' as const : checkFunction(OWNER, 'onBadEvent', options.onBadEvent);
+  const eventPosition = options.eventPosition === undefined ? (_event: ChangeEvent, index: number) => `event #${index}` : checkFunction(OWNER, 'eventPosition', options.eventPosition);
   const { storage, protocol, resume, flushIntervalMs, fileSizeBytes, memoryQuotaBytes, checkpointIntervalMs, dispatcherIdleMs, retry, metrics, scheduler } = settings;
 
   return (events$) =>
     new Observable<SinkProgress>((subscriber) => {
       const tables = new TableRegistry();
       const positions = new DispatcherPositions();
-      for (const def of options.tables ?? []) tables.register(def);
+      const admission = new EventAdmission(eventPosition);
+      for (const def of options.tables ?? []) {
+        tables.register(def);
+        admission.register(def);
+      }
       // Rows are checked once, in admit, where each is named by its input position.
       const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: settings.csv, canalJson: settings.canalJson, rowsChecked: true });
       const arena = new RowArena();
@@ -129,17 +147,26 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         return undefined;
       };
 
-      let lineNumber = 0;
-      const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> | undefined => {
+      let eventNumber = 0;
+      /** Why the input stopped before its end: a bad event's error, or the input's own; undefined while it runs. */
+      let stopped: { error: unknown } | undefined;
+      const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> | undefined | typeof STOP => {
         const { value, ack } = item;
-        const problem = changeEventProblem(value);
-        ++lineNumber;
-        if (problem !== undefined) throw new InvalidChangeEventError(value, `event #${lineNumber}`, problem);
+        const index = ++eventNumber;
+        const bad = admission.check(value, index);
+        if (bad !== undefined) {
+          if (onBadEvent(bad, value) === 'skip') {
+            ack.flushed();
+            return undefined;
+          }
+          stopped = { error: bad };
+          return STOP;
+        }
         if (resumed !== undefined) {
           if (resumed.covers(value.commitTs)) return skip(resumed, item);
           reportSkipped(resumed);
         }
-        if (value.kind === 'ddl') return { value, ack: positions.trackDdl(value.commitTs, lineNumber, ack) };
+        if (value.kind === 'ddl') return { value, ack: positions.trackDdl(value.commitTs, index, ack) };
         // The writer reports the row durable (BatchWriter's rowDurable): its ack goes on unwrapped.
         positions.admitRow(value.dispatcherId, value.commitTs);
         return item;
@@ -201,7 +228,13 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             concatMap((stored) => {
               startFrom(stored);
               return events$.pipe(
+                // The input failing stops it as a bad event does: what it gave before is kept.
+                catchError((error: unknown) => {
+                  stopped ??= { error };
+                  return EMPTY;
+                }),
                 map(admit),
+                takeWhile((item): item is Acked<SinkInput> | undefined => item !== STOP),
                 filter((item): item is Acked<SinkInput> => item !== undefined),
               );
             }),
@@ -247,10 +280,11 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
             error: (error) => subscriber.error(error),
             complete: () => {
               if (resumed !== undefined) reportSkipped(resumed);
-              // Every row is durable and nothing more comes.
-              positions.completeAll();
+              // Every row is durable. Only an input that ended says nothing more comes: after a stop,
+              // a dispatcher's next events may share its last commit ts, or another's be below it.
+              if (stopped === undefined) positions.completeAll();
               writeCheckpoint().then(
-                () => subscriber.complete(),
+                () => (stopped === undefined ? subscriber.complete() : subscriber.error(stopped.error)),
                 () => undefined,
               );
             },

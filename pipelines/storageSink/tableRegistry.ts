@@ -11,7 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { performance } from 'node:perf_hooks';
-import { checkChangeEvent, InvalidChangeEventError, tableDefProblem, type DdlEvent, type RowChange, type TableDef } from '../../lib/codec/changeEvent.ts';
+import { checkChangeEvent, InvalidChangeEventError, rowTableProblem, tableDefProblem, type DdlEvent, type RowChange, type TableDef } from '../../lib/codec/changeEvent.ts';
 import { checkFunction, checkNumber, InvalidOptionError } from '../../lib/core/errors.ts';
 
 const OWNER = 'TableRegistry';
@@ -162,6 +162,15 @@ export class TableRegistry {
    */
   definitionFor(row: RowChange): TableDef {
     return this.definitionAt(row.schema, row.table, row.tableVersion);
+  }
+
+  /**
+   * What is wrong with `row` against the definition of its table version (column set, value types,
+   * NULL in a NOT NULL column: `rowTableProblem`), or undefined. Throws `UnknownTableVersionError`
+   * when that version is not known, as `definitionFor` does.
+   */
+  rowProblem(row: RowChange): string | undefined {
+    return rowTableProblem(row, this.definitionFor(row));
   }
 
   /** The definition of `schema.table` at exactly `tableVersion`, or UnknownTableVersionError. */

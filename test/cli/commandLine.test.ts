@@ -43,6 +43,12 @@ describe('lib/cli/commandLine', () => {
       expect(parseFlags(['--to=y'], FLAGS).to).to.equal('y');
     });
 
+    it('gives a string flag a negative number as its next word, so the command can say the valid range (issue 14)', () => {
+      expect(parseFlags(['--to', '-1', '--once'], FLAGS)).to.deep.include({ to: '-1', once: true });
+      expect(parseFlags(['--to', '-0.5s'], FLAGS).to).to.equal('-0.5s');
+      expect(() => parseFlags(['--to', '-x'], FLAGS)).to.throw(UsageError);
+    });
+
     it('turns an unknown flag, a positional or a missing value into a UsageError listing the flags', () => {
       for (const args of [['--nope'], ['stray'], ['--to']]) {
         let caught: unknown;

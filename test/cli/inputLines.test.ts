@@ -71,6 +71,13 @@ describe('lib/cli/inputLines', () => {
     await input.close();
   });
 
+  it('openInput refuses a folder with a UsageError naming the flag and the path, before anything is read (issue 14)', async () => {
+    let caught: unknown;
+    await openInput('from', dir).catch((error: unknown) => (caught = error));
+    expect(caught).to.be.instanceOf(UsageError);
+    expect((caught as Error).message).to.equal(`--from: ${dir} is a folder; give a file of JSON lines, or - for stdin`);
+  });
+
   it('openInput refuses a file that cannot be read with a UsageError naming the flag and the path', async () => {
     const missing = join(dir, 'missing.jsonl');
     let caught: unknown;

@@ -86,7 +86,8 @@ export function valueArb(column: ColumnDef): fc.Arbitrary<ColumnValue> {
         return trickyTextArb;
     }
   })();
-  return fc.option(value, { nil: null, freq: 6 });
+  // NULL only where the column allows it: the sink refuses NULL in a NOT NULL column (issue 14).
+  return column.nullable === false ? value : fc.option(value, { nil: null, freq: 6 });
 }
 
 export function columnsArb(table: TableDef): fc.Arbitrary<Record<string, ColumnValue>> {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkChangeEvent, InvalidChangeEventError, pathNameProblem, type DdlEvent, type RowChange } from '../../lib/codec/changeEvent.ts';
+import { checkChangeEvent, InvalidChangeEventError, pathNameProblem, rowTableProblem, type ColumnValue, type DdlEvent, type RowChange, type TableDef } from '../../lib/codec/changeEvent.ts';
 
 const row: RowChange = {
   kind: 'row',
@@ -112,5 +112,49 @@ describe('checkChangeEvent', () => {
     refuses(withColumns([{ name: 'a', type: 'INT', precision: -1 }]), /"a" precision must be a non-negative integer/);
     refuses(withColumns([{ name: 'a', type: 'INT', default: Infinity }]), /"a" default must be a string or a finite number/);
     refuses(withColumns([{ name: 'a', type: 'ENUM', elems: [1] }]), /"a" elems must be a list of strings/);
+  });
+});
+
+describe('rowTableProblem', () => {
+  const table: TableDef = {
+    schema: 'shop',
+    table: 'orders',
+    version: 4350n,
+    columns: [
+      { name: 'id', type: 'BIGINT', nullable: false, primaryKey: true },
+      { name: 'qty', type: 'INT' },
+      { name: 'price', type: 'DECIMAL' },
+      { name: 'weight', type: 'FLOAT' },
+      { name: 'raw', type: 'BLOB' },
+      { name: 'note', type: 'VARCHAR', nullable: false },
+    ],
+  };
+  const fits = { id: 1n, qty: 2, price: '9.50', weight: 1.5, raw: new Uint8Array([1]), note: 'a' };
+  const problemOf = (columns: Record<string, ColumnValue>, oldColumns?: Record<string, ColumnValue>) =>
+    rowTableProblem({ ...row, op: oldColumns ? 'update' : 'insert', columns, ...(oldColumns ? { oldColumns } : {}) }, table);
+
+  it('accepts a row whose columns are the table columns, with values their types take and NULL where allowed', () => {
+    expect(problemOf(fits)).to.equal(undefined);
+    expect(problemOf({ ...fits, id: 7, qty: null, price: 3, raw: 'text as bytes' })).to.equal(undefined);
+    expect(problemOf(fits, { ...fits, qty: 1 })).to.equal(undefined);
+  });
+
+  it('names the column and what is wrong: NULL in a NOT NULL column, a wrong type, a missing or extra column', () => {
+    expect(problemOf({ ...fits, note: null })).to.equal('columns.note: NULL in a NOT NULL column (VARCHAR)');
+    expect(problemOf(fits, { ...fits, id: null })).to.equal('oldColumns.id: NULL in a NOT NULL column (BIGINT)');
+    expect(problemOf({ ...fits, qty: 1.5 })).to.equal('columns.qty: INT takes an integer, got 1.5');
+    expect(problemOf({ ...fits, qty: 2 ** 60 })).to.match(/^columns\.qty: INT takes an integer|^columns\.qty: INT value/);
+    expect(problemOf({ ...fits, price: 'cheap' })).to.equal('columns.price: DECIMAL takes decimal text or a number, got "cheap"');
+    expect(problemOf({ ...fits, weight: 1e300 })).to.equal('columns.weight: FLOAT value 1e+300 is outside the float32 range');
+    expect(problemOf({ ...fits, note: 5 })).to.equal('columns.note: VARCHAR takes a string, got 5');
+    expect(problemOf({ ...fits, raw: true })).to.match(/^columns\.raw: BLOB takes bytes/);
+    const { note: _note, ...withoutNote } = fits;
+    expect(problemOf(withoutNote)).to.equal('columns: the columns of shop.orders at table version 4350 are id, qty, price, weight, raw, note; missing note');
+    const colors: TableDef = { ...table, columns: [{ name: 'one', type: 'ENUM', elems: ['red', 'blue'] }, { name: 'many', type: 'SET', elems: ['a', 'b'] }] };
+    expect(rowTableProblem({ ...row, columns: { one: 'red', many: 'a,b' } }, colors)).to.equal(undefined);
+    expect(rowTableProblem({ ...row, columns: { one: '', many: '' } }, colors)).to.equal(undefined);
+    expect(rowTableProblem({ ...row, columns: { one: 'green', many: 'a' } }, colors)).to.equal(`columns.one: "green" is not one of the ENUM's elems (red, blue)`);
+    expect(rowTableProblem({ ...row, columns: { one: 'red', many: 'a,c' } }, colors)).to.equal(`columns.many: "c" is not one of the SET's elems (a, b)`);
+    expect(problemOf({ ...fits, color: 'red' })).to.equal('columns: the columns of shop.orders at table version 4350 are id, qty, price, weight, raw, note; not in the table: color');
   });
 });

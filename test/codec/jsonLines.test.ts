@@ -95,14 +95,22 @@ describe('JSON-lines change events', () => {
 
     it('missing, unknown and mistyped fields', () => {
       fails(rowLine.replace('"dispatcherId":"7",', ''), 'line 17: the event: missing field "dispatcherId"');
-      fails(rowLine.replace('"kind":"row"', '"kind":"row","extra":1'), 'line 17: the event: unknown field "extra"');
+      // Issue 14: an unknown key names the keys the object takes (it said 'unknown field "extra"').
+      fails(
+        rowLine.replace('"kind":"row"', '"kind":"row","extra":1'),
+        'line 17: the event: unknown key "extra"; a row event takes kind, op, schema, table, tableVersion, commitTs, dispatcherId, columns, oldColumns',
+      );
+      // A misspelt key is reported as unknown, not as the key it stands for, missing.
+      fails(rowLine.replace('"commitTs"', '"comitTs"'), 'line 17: the event: unknown key "comitTs"; a row event takes kind, op, ');
+      fails(ddlLine.replace('"query"', '"sql"'), 'line 17: the event: unknown key "sql"; a ddl event takes kind, commitTs, query, ddlType, schema, table, tableDef, blockedDispatchers');
+      fails(ddlLine.replace('"version":"4350"', '"version":"4350","v":1'), 'line 17: tableDef: unknown key "v"; a tableDef takes schema, table, version, columns');
       fails(rowLine.replace('"commitTs":"4356"', '"commitTs":4356'), 'line 17: the event: commitTs must be a decimal string such as "4356", got 4356');
       fails(rowLine.replace('"commitTs":"4356"', '"commitTs":"-1"'), 'line 17: the event: commitTs -1 is out of range');
       fails(rowLine.replace('"kind":"row"', '"kind":"rows"'), 'line 17: the event: kind must be "row" or "ddl", got "rows"');
       fails(rowLine.replace('{"base64":"AAE="}', '{"base64":"A"}'), 'line 17: columns.raw: base64 is not valid standard base64');
       fails(rowLine.replace('{"base64":"AAE="}', '[1]'), 'line 17: columns: raw must be a string, number, boolean, null, {"bigint":"..."} or {"base64":"..."}, got an array');
       fails(ddlLine.replace('"precision":11', '"precision":"11"'), 'line 17: tableDef.columns[0]: precision must be an integer, got a string');
-      fails(ddlLine.replace('"elems":["a","b"]', '"elems":["a","b"],"size":2'), 'line 17: tableDef.columns[1]: unknown field "size"');
+      fails(ddlLine.replace('"elems":["a","b"]', '"elems":["a","b"],"size":2'), 'line 17: tableDef.columns[1]: unknown key "size"; a column of a tableDef takes name, type, unsigned, nullable, primaryKey, default, precision, scale, elems');
     });
 
     it('well-formed but invalid events, naming the event', () => {

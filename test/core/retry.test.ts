@@ -3,8 +3,10 @@ import fc from 'fast-check';
 import { InvalidOptionError } from '../../lib/core/errors.ts';
 import {
   backoffMs,
+  budgetedBackoffMs,
   checkRetryPolicy,
   DEFAULT_RETRY_POLICY,
+  mayRetry,
   RetriesExhaustedError,
   withRetries,
   type RetryInfo,
@@ -63,7 +65,8 @@ describe('retry policy', () => {
       [{ jitter: 1.5 }, 's3Storage: option jitter must be a number in [0, 1], got 1.5'],
       [{ jitter: '0.1' as unknown as number }, 's3Storage: option jitter must be a number in [0, 1], got "0.1"'],
       [{ random: 0.5 as unknown as () => number }, 's3Storage: option random must be a function, got 0.5'],
-      [{ maxRetry: 3 } as Partial<RetryPolicy>, 's3Storage: option maxRetry must be absent (a retry policy has maxRetries, minDelayMs, maxDelayMs, jitter, random), got 3'],
+      [{ maxRetry: 3 } as Partial<RetryPolicy>, 's3Storage: option maxRetry must be absent (a retry policy has maxRetries, minDelayMs, maxDelayMs, jitter, random, maxElapsedMs), got 3'],
+      [{ maxElapsedMs: -1 }, 's3Storage: option maxElapsedMs must be a number >= 0 (or Infinity), got -1'],
       [5, 's3Storage: option retry must be an object with maxRetries, minDelayMs, maxDelayMs, jitter, got 5'],
       [null, 's3Storage: option retry must be an object with maxRetries, minDelayMs, maxDelayMs, jitter, got null'],
     ];
@@ -139,16 +142,16 @@ describe('retry policy', () => {
           if (attempt <= 3) throw errors[attempt - 1];
           return attempt * 10;
         },
-        { policy: retry, isRetryable: retryThrottled, onRetry: (info) => infos.push(info), sleep },
+        { policy: retry, isRetryable: retryThrottled, onRetry: (info) => infos.push(info), sleep, now: () => slept.reduce((sum, ms) => sum + ms, 1000) },
       );
       expect(value).to.equal(40);
       expect(attempts).to.deep.equal([1, 2, 3, 4]);
       // base 100, 200, 400 × factor 0.5, 1, 1.5
       expect(slept).to.deep.equal([50, 200, 600]);
       expect(infos).to.deep.equal([
-        { operation: 'put s3://b/k', attempt: 1, delayMs: 50, error: errors[0] },
-        { operation: 'put s3://b/k', attempt: 2, delayMs: 200, error: errors[1] },
-        { operation: 'put s3://b/k', attempt: 3, delayMs: 600, error: errors[2] },
+        { operation: 'put s3://b/k', attempt: 1, delayMs: 50, elapsedMs: 0, error: errors[0] },
+        { operation: 'put s3://b/k', attempt: 2, delayMs: 200, elapsedMs: 50, error: errors[1] },
+        { operation: 'put s3://b/k', attempt: 3, delayMs: 600, elapsedMs: 250, error: errors[2] },
       ]);
     });
 
@@ -292,6 +295,98 @@ describe('retry policy', () => {
       });
       expect(value).to.equal('ok');
       expect(Date.now() - started).to.be.at.least(38);
+    });
+
+    describe('a budget set in time (maxElapsedMs)', () => {
+      /** A clock that moves only when the fake sleep sleeps (plus `spentPerAttemptMs` per attempt). */
+      function fakeTime(spentPerAttemptMs = 0) {
+        const slept: number[] = [];
+        let clockMs = 5000;
+        return {
+          slept,
+          now: () => clockMs,
+          sleep: async (ms: number) => void (slept.push(ms), (clockMs += ms)),
+          attempt: () => void (clockMs += spentPerAttemptMs),
+        };
+      }
+
+      it('with maxRetries Infinity retries until maxElapsedMs after the first failure, the last backoff ending on it', async () => {
+        const time = fakeTime();
+        const infos: RetryInfo[] = [];
+        let calls = 0;
+        const last = new Throttled('ECONNREFUSED');
+        const error = await rejectionOf(
+          withRetries(
+            'POST /write to http://127.0.0.1:8086',
+            async () => {
+              calls++;
+              throw last;
+            },
+            { policy: policy({ maxRetries: Infinity, maxElapsedMs: 1000 }), isRetryable: retryThrottled, onRetry: (info) => infos.push(info), ...time },
+          ),
+        );
+        // 100 + 200 + 400 = 700, then 300 (not 800) ends on the budget; the attempt there is the last.
+        expect(time.slept).to.deep.equal([100, 200, 400, 300]);
+        expect(calls).to.equal(5);
+        expect(infos.map((info) => info.elapsedMs)).to.deep.equal([0, 100, 300, 700]);
+        expect(error).to.be.instanceOf(RetriesExhaustedError);
+        expect((error as RetriesExhaustedError).elapsedMs).to.equal(1000);
+        expect((error as RetriesExhaustedError).attempts).to.equal(5);
+        expect((error as Error).message).to.equal(
+          'POST /write to http://127.0.0.1:8086: failed 5 times in a row over 1.0 s, giving up: the retry budget is 1000 ms ' +
+            '(raise maxElapsedMs if the service needs longer to recover); last error: Throttled: ECONNREFUSED',
+        );
+      });
+
+      it('counts from the first failure (not the start) and includes the time attempts take', async () => {
+        const time = fakeTime(150);
+        let calls = 0;
+        const value = await withRetries(
+          'op',
+          async () => {
+            time.attempt();
+            if (++calls < 4) throw new Throttled('x');
+            return calls;
+          },
+          { policy: policy({ maxRetries: Infinity, maxElapsedMs: 2000 }), isRetryable: retryThrottled, ...time },
+        );
+        expect(value).to.equal(4);
+        const error = await rejectionOf(
+          withRetries('op', async () => (time.attempt(), Promise.reject(new Throttled('y'))), {
+            policy: policy({ maxRetries: Infinity, maxElapsedMs: 500 }),
+            isRetryable: retryThrottled,
+            ...time,
+          }),
+        );
+        // Failed at 0 (after its 150 ms), 100 + 150, 200 + 150 = 600 >= 500: two backoffs.
+        expect(time.slept.slice(3)).to.deep.equal([100, 200]);
+        expect((error as RetriesExhaustedError).elapsedMs).to.equal(600);
+      });
+
+      it('whichever limit comes first ends it: maxRetries still counts', async () => {
+        const time = fakeTime();
+        const error = await rejectionOf(
+          withRetries('op', async () => Promise.reject(new Throttled('x')), { policy: policy({ maxRetries: 2, maxElapsedMs: 60_000 }), isRetryable: retryThrottled, ...time }),
+        );
+        expect(time.slept).to.deep.equal([100, 200]);
+        expect((error as Error).message).to.match(/failed 3 times in a row, giving up \(raise the retry policy's maxRetries/);
+        expect((error as RetriesExhaustedError).elapsedMs).to.equal(undefined);
+      });
+
+      it('mayRetry and budgetedBackoffMs are the rule, for retry loops of their own', () => {
+        const budget = policy({ maxRetries: Infinity, maxElapsedMs: 1000 });
+        expect(mayRetry(budget, 1_000_000, 999)).to.equal(true);
+        expect(mayRetry(budget, 1, 1000)).to.equal(false);
+        expect(mayRetry(policy(), 3, 1e12)).to.equal(true);
+        expect(mayRetry(policy(), 4, 0)).to.equal(false);
+        expect(budgetedBackoffMs(budget, 4, 100)).to.equal(800);
+        expect(budgetedBackoffMs(budget, 4, 900)).to.equal(100);
+        expect(budgetedBackoffMs(policy(), 4, 1e12)).to.equal(800);
+      });
+
+      it('is checked by checkRetryPolicy and kept', () => {
+        expect(checkRetryPolicy('x', { maxRetries: Infinity, maxElapsedMs: 600_000 })).to.include({ maxRetries: Infinity, maxElapsedMs: 600_000 });
+      });
     });
 
     it('retries until success, however long, with maxRetries Infinity', async () => {

@@ -133,7 +133,8 @@ describe('S3Storage against s3rver', function () {
       expect(error).to.be.instanceOf(S3StorageError);
       expect((error as S3StorageError).statusCode).to.equal(403);
       expect((error as Error).message).to.equal(
-        `S3Storage: put (upload part 2 of 3) s3://${BUCKET}/${storage.prefix}/refused.bin failed with HTTP 403: AccessDenied: Access Denied`,
+        `S3Storage: put (upload part 2 of 3) s3://${BUCKET}/${storage.prefix}/refused.bin failed with HTTP 403: AccessDenied: Access Denied; ` +
+          `S3 refused the credentials: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and that they may use bucket ${BUCKET}`,
       );
       expect(commands).to.deep.equal(['CreateMultipartUploadCommand', 'UploadPartCommand', 'UploadPartCommand', 'AbortMultipartUploadCommand']);
       expect(await storage.exists('refused.bin')).to.equal(false);

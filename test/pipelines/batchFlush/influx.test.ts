@@ -206,7 +206,7 @@ describe('lineProtocolSink against InfluxDB 1.x', function () {
         () => undefined,
         (e: Error) => e,
       );
-      expect(error?.message).to.match(/failed after 3 attempts.*answered 503/);
+      expect(error?.message).to.match(/failed 3 times in a row.*answered 503/);
       expect(flushed).to.equal(0);
       expect(failed).to.equal(10);
       expect(await idsIn(influx.url, db)).to.deep.equal([]);

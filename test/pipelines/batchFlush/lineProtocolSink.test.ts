@@ -268,6 +268,33 @@ describe('lineProtocolSink (fake server)', () => {
     }
   });
 
+  it('retries for retry.maxElapsedMs with maxRetries Infinity, reporting each retry, then fails naming the budget', async () => {
+    let requests = 0;
+    const down = await fakeInflux(() => (requests++, { status: 503, error: 'overloaded' }));
+    let failedAcks = 0;
+    const events: { kind: string; elapsedMs?: number; reason?: string }[] = [];
+    const error = await lastValueFrom(
+      fromPaced(lines(3)).pipe(
+        map(({ value, ack }) => ({ value, ack: createAck({ onEnqueued: () => ack.enqueued(), onFlushed: () => ack.flushed(), onFailed: (e) => (failedAcks++, ack.failed(e)) }) })),
+        lineProtocolSink<string>({ url: down.url, db: 'd', retry: { maxRetries: Infinity, maxElapsedMs: 150, minDelayMs: 5, maxDelayMs: 20, jitter: 0 } }),
+        map((event) => events.push(event)),
+      ),
+    ).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    await down.close();
+    expect(error?.name).to.equal('RetriesExhaustedError');
+    expect(error?.message).to.match(/lineProtocolSink: POST \/write to .* \(a batch of 3 lines\): failed \d+ times in a row over 0\.\d s, giving up: the retry budget is 150 ms.*answered 503: overloaded/);
+    const retries = events.filter((event) => event.kind === 'retrying');
+    // More than the 5 retries of the default count: only the time limits it.
+    expect(retries.length).to.be.above(5);
+    expect(requests).to.equal(retries.length + 1);
+    expect(retries[0]).to.include({ kind: 'retrying', elapsedMs: 0 });
+    expect(retries.every((event) => event.elapsedMs! < 150)).to.equal(true);
+    expect(failedAcks).to.equal(3);
+  });
+
   it('checks its options when created, naming the option', () => {
     expect(() => lineProtocolSink({ url: 'ftp://x', db: 'd' })).to.throw(InvalidOptionError, /option url/);
     expect(() => lineProtocolSink({ url: 'http://127.0.0.1:1', db: 'a/b' })).to.throw(InvalidOptionError, /option db/);

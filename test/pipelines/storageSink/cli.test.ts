@@ -237,7 +237,8 @@ describe('sluice sink (cli)', () => {
 
     expect(await run(['--from', eventsFile, '--to', outUri], io)).to.equal(1);
     expect(io.err()).to.match(/^sluice sink: line 3: malformed JSON/);
-    expect(io.err()).to.include(`hint: fix that line of ${eventsFile} and run again`);
+    // Issue 14: the hint says what stands (it said only 'fix that line of ... and run again').
+    expect(io.err()).to.include(`hint: every event before it is durable and checkpointed; fix that line of ${eventsFile} and run again`);
   });
 
   it('fails with exit 1 on rows of a table whose DDL never came, saying to send it first', async () => {

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
+import { concat, from, lastValueFrom, throwError, toArray, type Observable } from 'rxjs';
 import { createAck, type Acked } from '../../../lib/core/ack.ts';
 import { mergePaced } from '../../../lib/core/paced.ts';
 import { ddlTypeCode, decodeSchemaFile, encodeCsvRows, type ChangeEvent, type DdlEvent, type RowChange, type TableDef } from '../../../lib/codec/index.ts';
@@ -378,6 +378,76 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
 }
 
 describe('storageSink', () => {
+  describe('bad events (issue 14)', () => {
+    const metadataOf = async (storage: RecordingStorage) => (await storage.text('metadata')) ?? 'none';
+    // Two dispatchers: d2 is behind d1 in commit ts, as dispatchers may be.
+    const before = [createOrders, row('d1', 200n, 1), row('d2', 150n, 2), row('d1', 210n, 3)];
+    const after = [row('d2', 160n, 5), row('d1', 220n, 6)];
+
+    it('a bad event stops the input there: what came before is durable and checkpointed, then the output errors naming it', async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      const nullId = { ...row('d1', 215n, 4), columns: { id: null, note: 'x' } };
+      let caught: unknown;
+      await run(acked([...before, nullId, ...after]), {
+        ...baseOptions(storage),
+        eventPosition: (_event, index) => `input event ${index}`,
+      }).catch((error: unknown) => (caught = error));
+      expect(String(caught)).to.match(/invalid change event at input event 5 \(row insert shop\.orders commitTs 215\): columns\.id: NULL in a NOT NULL column/);
+      expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(sinkCsv([1, 2, 3].map((i) => before[i] as RowChange), ORDERS_V100));
+      // Not the greatest commit ts read (210): d2, at 150, may have more at or below it after the stop.
+      expect(await metadataOf(storage)).to.equal('{"checkpoint-ts":149}');
+    });
+
+    it('an input that errors stops as a bad event does: what came before is durable, then the output errors with it', async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      const failure = new Error('disk read failed');
+      const events$ = concat(acked(before), throwError(() => failure));
+      let caught: unknown;
+      await run(events$, baseOptions(storage)).catch((error: unknown) => (caught = error));
+      expect(caught).to.equal(failure);
+      expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(sinkCsv([1, 2, 3].map((i) => before[i] as RowChange), ORDERS_V100));
+      expect(await metadataOf(storage)).to.equal('{"checkpoint-ts":149}');
+    });
+
+    it("onBadEvent 'skip' drops each bad event (acknowledged) and goes on; the events after it are judged without it", async () => {
+      const storage = new RecordingStorage(new MemoryStorage());
+      const seen: string[] = [];
+      const addQty: DdlEvent = { ...createOrders, commitTs: 110n, ddlType: 'ADD COLUMN', query: 'bad', tableDef: { ...ORDERS_V110, version: 111n } };
+      const bad: ChangeEvent[] = [
+        { ...row('d1', 205n, 90), columns: { id: 90 } }, // a column missing
+        { ...row('d1', 205n, 91), columns: { id: 91, note: 'x', qty: 1 } }, // a column the table lacks
+        { ...row('d1', 205n, 92), columns: { id: 'x92', note: 'x' } }, // a wrong type
+        row('d2', 140n, 93), // back below d2's 150
+        row('d3', 205n, 94, 110n), // a table version no DDL defined
+        addQty, // tableDef.version is not its commit ts: defines nothing
+        row('d3', 205n, 95, 111n), // so this row has no definition either
+      ];
+      const flushed: string[] = [];
+      const events = [...before, ...bad, ...after];
+      await run(acked(events, flushed), {
+        ...baseOptions(storage),
+        onBadEvent: (error, event) => {
+          seen.push(`${describe(event)}: ${error.problem}`);
+          return 'skip';
+        },
+      });
+      function describe(event: ChangeEvent): string {
+        return event.kind === 'row' ? String(event.columns.id) : 'ddl';
+      }
+      expect(seen.map((line) => line.split(':')[0])).to.deep.equal(['90', '91', 'x92', '93', '94', 'ddl', '95']);
+      expect(seen[0]).to.include('missing note');
+      expect(seen[1]).to.include('not in the table: qty');
+      expect(seen[2]).to.include('INT takes an integer, got "x92"');
+      expect(seen[3]).to.include('commitTs 140 goes back below 150, the last commit ts of dispatcher d2');
+      expect(seen[4]).to.include("a row before its table's DDL");
+      expect(seen[5]).to.include('tableDef.version (111) must equal');
+      const rows = [...before, ...after].filter((e): e is RowChange => e.kind === 'row');
+      expect(await storage.text('shop/orders/100/CDC000001.csv')).to.equal(sinkCsv(rows, ORDERS_V100));
+      expect(await metadataOf(storage)).to.equal('{"checkpoint-ts":220}');
+      expect(flushed).to.have.length(events.length, 'every event acknowledged, the skipped ones too');
+    });
+  });
+
   it('rejects a metrics option without a registry or pipeline, naming the option', () => {
     const storage = new MemoryStorage();
     expect(() => storageSink({ storage, metrics: { registry: createMetricsRegistry(), pipeline: '' } }))

@@ -186,4 +186,11 @@ describe('TableRegistry', () => {
     expect(() => new TableRegistry({ maxVersionsPerTable: 1.5 })).to.throw(InvalidOptionError, 'option maxVersionsPerTable');
     expect(() => new TableRegistry({ now: 5 as unknown as () => number })).to.throw(InvalidOptionError, 'option now must be a function');
   });
+  it('rowProblem checks a row against the definition of its table version, or fails as definitionFor does', () => {
+    const tables = new TableRegistry();
+    tables.register({ ...def('shop', 'orders', 100n, 'id'), columns: [{ name: 'id', type: 'INT', nullable: false }] });
+    expect(tables.rowProblem(row('shop', 'orders', 100n))).to.equal(undefined);
+    expect(tables.rowProblem({ ...row('shop', 'orders', 100n), columns: { id: null } })).to.equal('columns.id: NULL in a NOT NULL column (INT)');
+    expect(() => tables.rowProblem(row('shop', 'orders', 101n))).to.throw(UnknownTableVersionError, 'no definition of shop.orders at table version 101');
+  });
 });
