@@ -3,6 +3,7 @@
  * version. Unknown input is an error that says what is available.
  */
 import { readFileSync } from 'node:fs';
+import { BROKEN_PIPE_EXIT_CODE, watchBrokenPipes } from '../lib/cli/job.ts';
 import { linesCommand } from '../pipelines/batchFlush/cli.ts';
 import { replayCommand } from '../pipelines/storageConsumer/cli.ts';
 import { sinkCommand } from '../pipelines/storageSink/cli.ts';
@@ -45,4 +46,13 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// A reader that goes away (`sluice --help | head -0`) ends the command quietly with 141, as a job does,
+// instead of an unhandled 'error' event and its stack trace: one guard for every write of the process.
+let brokenPipe = false;
+const brokenPipeExit = (code: number): number => (brokenPipe && code === 0 ? BROKEN_PIPE_EXIT_CODE : code);
+watchBrokenPipes({ stdout: process.stdout, stderr: process.stderr }, () => {
+  brokenPipe = true;
+  // The error of the last write may arrive after main() returned.
+  if (process.exitCode !== undefined) process.exitCode = brokenPipeExit(Number(process.exitCode));
+});
+process.exitCode = brokenPipeExit(await main(process.argv.slice(2)));

@@ -144,7 +144,7 @@ export async function run(): Promise<void> {
   const ownDir = process.env.SLUICE_SINK_URI ? undefined : await mkdtemp(join(tmpdir(), 'sluice-sink-example-'));
   const uri = process.env.SLUICE_SINK_URI ?? pathToFileURL(join(ownDir!, 'cdc')).href;
   const storage = await openStorage(uri);
-  const counts = { data: 0, schema: 0, checkpoints: 0, rows: 0, skipped: 0 };
+  const counts = { data: 0, schema: 0, checkpoints: 0, rows: 0, skipped: 0, stall: 0 };
   try {
     const count = (report: SinkProgress) => {
       if (report.kind === 'data') counts.rows += report.rows;

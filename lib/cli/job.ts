@@ -91,10 +91,15 @@ export class Job {
     return this.#reason === 'EPIPE' ? BROKEN_PIPE_EXIT_CODE : STOP_SIGNALS[this.#reason];
   }
 
-  /** Removes the signal handlers, closes the metrics endpoint and removes the temporary folders; never rejects. */
+  /**
+   * Removes the signal handlers (kept when a signal stopped the job: a second one still exits at
+   * once), closes the metrics endpoint and removes the temporary folders; never rejects.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      this.#signals.dispose();
+      // Stopped by a signal, the process is on its way out, yet something may still hold it (a
+      // connection to a server that stopped answering): a second signal must still exit at once.
+      if (this.#signals.received === undefined) this.#signals.dispose();
       this.#detachPipe();
       await this.#endpoint?.server.close().catch(() => undefined);
       await Promise.all(this.#folders.map((folder) => folder.remove()));
@@ -118,8 +123,9 @@ export async function startJob(name: string, output: CommandOutput, options: Job
  * EPIPE on stdout (its reader went away, as in `sluice sink ... | head -1`) calls `onBroken` until
  * detached; every write error is kept from becoming an uncaught exception with a stack trace, also
  * after the detach (an error of the last write arrives after the job closed). Returns the detach.
+ * Also used by bin/cli.ts for the whole process (help, usage errors, anything before a job starts).
  */
-function watchBrokenPipes(output: CommandOutput, onBroken: () => void): () => void {
+export function watchBrokenPipes(output: CommandOutput, onBroken: () => void): () => void {
   let attached = true;
   for (const stream of [output.stdout, output.stderr]) {
     if (stream !== process.stdout && stream !== process.stderr) continue;

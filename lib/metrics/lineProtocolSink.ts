@@ -29,6 +29,8 @@ export interface LineSinkStatsLike {
   /** Wakes (enqueued) held until a checkpoint covers their record. */
   heldWakes: number;
   restoredLines: number;
+  /** Unix ms at which the batch being retried first failed; 0 (or absent) when no write is being retried. */
+  stalledSinceMs?: number;
 }
 
 /**
@@ -37,7 +39,8 @@ export interface LineSinkStatsLike {
  * Counters `lines_points_written_total`, `lines_batches_total`, `lines_requests_total`,
  * `lines_sent_bytes_total`, `lines_write_errors_total{kind="retryable"|"rejected"}`,
  * `lines_dead_letters_total`, `lines_checkpoint_saves_total`, `lines_restored_total`; gauges
- * `lines_checkpoint_lines`, `lines_held_wakes`.
+ * `lines_checkpoint_lines`, `lines_held_wakes`, `lines_stalled_since_seconds` (Unix time the batch
+ * being retried first failed, 0 when none; the retries themselves are `batch_retries_total`).
  *
  * @example
  * lineProtocolSink({ ..., metrics: { registry, pipeline: 'influx' } }) // binds this and adaptiveBatchMetrics
@@ -59,8 +62,10 @@ export function lineProtocolSinkMetrics(registry: AnyRegistry, labels: MetricLab
   const rejected = new TotalCounter(errors, { ...series, kind: 'rejected' });
   const checkpointLines = metrics.gauge('lines_checkpoint_lines', 'Lines held in live checkpoint segments of the line-protocol sink.');
   const heldWakes = metrics.gauge('lines_held_wakes', 'Records whose wake (enqueued) waits for a checkpoint to cover them.');
+  const stalledSince = metrics.gauge('lines_stalled_since_seconds', 'Unix time at which the write being retried first failed; 0 when no write is being retried.');
   checkpointLines.set(series, 0);
   heldWakes.set(series, 0);
+  stalledSince.set(series, 0);
 
   return (stats) => {
     if (!isStats(stats)) return;
@@ -75,5 +80,6 @@ export function lineProtocolSinkMetrics(registry: AnyRegistry, labels: MetricLab
     rejected.advanceTo(stats.rejectedWrites);
     if (finite(stats.checkpointLines)) setGauge(checkpointLines, series, stats.checkpointLines);
     if (finite(stats.heldWakes)) setGauge(heldWakes, series, stats.heldWakes);
+    if (finite(stats.stalledSinceMs) && stats.stalledSinceMs >= 0) setGauge(stalledSince, series, stats.stalledSinceMs / 1000);
   };
 }

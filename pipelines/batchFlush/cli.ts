@@ -21,6 +21,7 @@ import { startJob } from '../../lib/cli/job.ts';
 import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
 import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
+import { parseRetryFor, RETRY_FOR_DEFAULT, RETRY_FOR_FLAG } from '../../lib/cli/retryFor.ts';
 import { LineProtocolError, PRECISIONS, type Precision } from '../../lib/codec/lineProtocol.ts';
 import { BAD_RECORDS_FLAG, BadRecords, badRecordsUsage, parseBadRecords, type BadRecordsPolicy } from '../../lib/cli/badRecords.ts';
 import { escapeControl } from '../../lib/cli/terminalText.ts';
@@ -43,7 +44,7 @@ const READ_WINDOW = 20_000;
 
 export const LINES_CLI_DEFAULTS = Object.freeze({
   /** --retry-for: how long an unreachable or failing server is retried before the run fails. */
-  retryFor: '10m',
+  retryFor: RETRY_FOR_DEFAULT,
   /** --progress-every: off a terminal, a progress line this often. */
   progressEvery: '10s',
 });
@@ -59,7 +60,7 @@ const FLAGS = {
   'max-in-flight': { type: 'string' },
   ...BAD_RECORDS_FLAG,
   'allow-refused': { type: 'boolean' },
-  'retry-for': { type: 'string' },
+  ...RETRY_FOR_FLAG,
   'progress-every': { type: 'string' },
   ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
@@ -137,7 +138,7 @@ function parseCommand(args: string[]): LinesCommand | 'help' {
     metricsEndpoint: metricsEndpointFromFlags(values),
     badRecords: parseBadRecords(values['bad-records']),
     allowRefused: values['allow-refused'] === true,
-    retryFor: { text: values['retry-for'] ?? LINES_CLI_DEFAULTS.retryFor, ms: parseDuration('retry-for', values['retry-for'] ?? LINES_CLI_DEFAULTS.retryFor) },
+    retryFor: parseRetryFor(values['retry-for']),
     progressEveryMs: progressEvery(values['progress-every']),
     ...(values['retention-policy'] === undefined ? {} : { retentionPolicy: values['retention-policy'] }),
     ...(values.checkpoint === undefined ? {} : { checkpoint: values.checkpoint }),

@@ -210,6 +210,11 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
               finish(exhausted);
               return new Promise<BatchResult>(() => {});
             }
+            if (!stats.stalledSinceMs) {
+              // The stall's start, for lines_stalled_since_seconds (wall time: a scrape compares it with time()).
+              stats.stalledSinceMs = Date.now() - elapsedMs;
+              report();
+            }
             if (!subscriber.closed) {
               subscriber.next({ kind: 'retrying', target: writer!.target, attempt, elapsedMs, maxElapsedMs: policy.maxElapsedMs ?? Infinity, reason: describeFailure(error) });
             }
@@ -228,6 +233,7 @@ export function lineProtocolSink<T>(options: LineProtocolSinkOptions<T>): Operat
         stats.batches++;
         stats.pointsWritten += batch.items.length - result.letters.length;
         stats.deadLetters += result.letters.length;
+        stats.stalledSinceMs = 0;
         report();
         subscriber.next({
           kind: 'written',

@@ -10,14 +10,15 @@
  */
 import { escapeControl } from '../../lib/cli/terminalText.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
+import { StallLines, STALL_LINE_EVERY_MS } from '../../lib/cli/retryFor.ts';
 import type { TextOutput } from '../../lib/cli/commandLine.ts';
 import type { LineSinkEvent } from './progress.ts';
 
 export const LINES_PROGRESS_DEFAULTS = Object.freeze({
   /** The terminal's status line is redrawn at most this often (ms). */
   redrawIntervalMs: 200,
-  /** After the first stall line of an outage, another at most this often (ms). */
-  stallEveryMs: 2000,
+  /** After the first stall line of an outage, another at most this often (ms): lib/cli/retryFor.ts's. */
+  stallEveryMs: STALL_LINE_EVERY_MS,
 });
 
 export interface LinesProgressOptions {
@@ -39,17 +40,16 @@ export class LinesProgress {
   readonly #err: TextOutput;
   readonly #now: () => number;
   readonly #startedMs: number;
-  readonly #retryFor: string;
   readonly #timer: NodeJS.Timeout | undefined;
-  /** The outage going on: when its stall line was last printed, and the target. */
-  #stall: { lastPrintedMs: number; target: string; elapsedMs: number } | undefined;
+  /** The stall lines of an outage, throttled (lib/cli/retryFor.ts, shared by the commands). */
+  readonly #stalls: StallLines;
 
   constructor(err: TextOutput, options: LinesProgressOptions) {
     this.#err = err;
     this.#now = options.now ?? (() => performance.now());
     this.#line = new ProgressLine(err, { redrawIntervalMs: LINES_PROGRESS_DEFAULTS.redrawIntervalMs, now: this.#now });
     this.#startedMs = this.#now();
-    this.#retryFor = options.retryFor;
+    this.#stalls = new StallLines(options.retryFor, this.#now);
     if (!this.#line.tty) {
       this.#timer = setInterval(() => this.#line.event(() => `sluice lines: ${this.#counts()}`), options.everyMs);
       this.#timer.unref();
@@ -60,10 +60,8 @@ export class LinesProgress {
   report(event: LineSinkEvent): void {
     if (event.kind === 'written') {
       this.written += event.points;
-      if (this.#stall !== undefined) {
-        this.#print(`sluice lines: ${escapeControl(this.#stall.target)} answers again; going on where it was`);
-        this.#stall = undefined;
-      }
+      const answered = this.#stalls.answered();
+      if (answered !== undefined) this.#print(`sluice lines: ${answered}`);
     } else if (event.kind === 'restored') {
       this.restored += event.lines;
       this.#print(`sluice lines: writing ${event.lines} lines restored from the checkpoint first`);
@@ -75,17 +73,10 @@ export class LinesProgress {
           (event.stored ? `\n  stored in ${escapeControl(event.stored)}` : ''),
       );
     } else {
-      const nowMs = this.#now();
-      const due = this.#stall === undefined || nowMs - this.#stall.lastPrintedMs >= LINES_PROGRESS_DEFAULTS.stallEveryMs;
-      this.#stall = { lastPrintedMs: due ? nowMs : this.#stall!.lastPrintedMs, target: event.target, elapsedMs: event.elapsedMs };
-      if (due) {
-        this.#print(
-          `sluice lines: influxd at ${escapeControl(event.target)} unreachable for ${Math.round(event.elapsedMs / 1000)} s, ` +
-            `retrying until ${this.#retryFor}: ${escapeControl(event.reason)}`,
-        );
-      }
+      const stall = this.#stalls.stall('influxd at', event.target, event.elapsedMs, event.reason);
+      if (stall !== undefined) this.#print(`sluice lines: ${stall}`);
     }
-    this.#line.status(() => `sluice lines: ${this.#counts()}${this.#stall === undefined ? '' : ', waiting for influxd'}`);
+    this.#line.status(() => `sluice lines: ${this.#counts()}${this.#stalls.stalled ? ', waiting for influxd' : ''}`);
   }
 
   /** Points written (and restored), refused, and the rate since the start. */

@@ -73,6 +73,7 @@ export class SinkStatsReporter {
       checkpointLines: 0,
       heldWakes: 0,
       restoredLines: 0,
+      stalledSinceMs: 0,
       batchSize: initialBatchSize,
     };
     this.#levels = levels;

@@ -15,6 +15,7 @@ import { startJob } from '../../lib/cli/job.ts';
 import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
 import { formatSeconds, parseDuration } from '../../lib/cli/units.ts';
+import { formatRetryFor, parseRetryFor, RETRY_FOR_FLAG } from '../../lib/cli/retryFor.ts';
 import { DATE_SEPARATORS, type DateSeparator } from '../../lib/codec/layout.ts';
 import { parseMysqlUri, redactMysqlUri, redactPassword } from '../../lib/mysql/uri.ts';
 import { parseStorageUri, StorageRootMissingError } from '../../lib/storage/index.ts';
@@ -40,7 +41,7 @@ const FLAGS = {
   'date-separator': { type: 'string' },
   'enable-partition-separator': { type: 'boolean' },
   'checkpoint-database': { type: 'string' },
-  'retry-for': { type: 'string' },
+  ...RETRY_FOR_FLAG,
   ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -61,7 +62,7 @@ consumer's checkpoint (table sluice_replay.replay_checkpoint), so a restart neit
   --checkpoint-database <db> where the checkpoint table lives (default ${STORAGE_CONSUMER_DEFAULTS.checkpointDatabase})
   --retry-for <duration>     ride out an outage this long: MySQL refused, reset, gone away or deadlocked (the
                              failed file's transaction is retried whole), s3/azure 5xx, 429 or resets; with
-                             backoff and a stall line on stderr, then exit 1 (default ${formatDuration(STORAGE_CONSUMER_DEFAULTS.retryForMs)}; 0 fails at once)
+                             backoff and a stall line on stderr, then exit 1 (default ${formatRetryFor(STORAGE_CONSUMER_DEFAULTS.retryForMs)}; 0 fails at once)
 ${csvFlagsUsage('replay')}
 ${metricsFlagsUsage(29)}
   -h, --help                 this text
@@ -117,7 +118,7 @@ function parseCommand(args: string[]): ReplayCommand | 'help' {
     dateSeparator: dateSeparator as DateSeparator,
     enablePartitionSeparator: values['enable-partition-separator'] ?? STORAGE_CONSUMER_DEFAULTS.enablePartitionSeparator,
     ...(checkpointDatabase ? { checkpointDatabase } : {}),
-    retryForMs: values['retry-for'] === undefined ? STORAGE_CONSUMER_DEFAULTS.retryForMs : parseDuration('retry-for', values['retry-for']),
+    retryForMs: values['retry-for'] === undefined ? STORAGE_CONSUMER_DEFAULTS.retryForMs : parseRetryFor(values['retry-for']).ms,
     metricsEndpoint: metricsEndpointFromFlags(values),
   };
 }
@@ -148,7 +149,7 @@ class ReplayPrinter {
       // Always a line of its own, on stderr: a person must see why nothing moves.
       this.line.clear();
       const state = p.unreachable ? 'unreachable' : 'failing';
-      this.#err.write(`${p.service === 'MySQL' ? `MySQL at ${p.target}` : `storage ${p.target}`} ${state} for ${Math.round(p.elapsedMs / 1000)} s, retrying until ${formatDuration(p.retryForMs)}: ${p.code} (${p.operation}; next try in ${formatSeconds(p.delayMs, 1)})\n`);
+      this.#err.write(`${p.service === 'MySQL' ? `MySQL at ${p.target}` : `storage ${p.target}`} ${state} for ${Math.round(p.elapsedMs / 1000)} s, retrying until ${formatRetryFor(p.retryForMs)}: ${p.code} (${p.operation}; next try in ${formatSeconds(p.delayMs, 1)})\n`);
       return;
     } else {
       this.rounds++;
@@ -203,14 +204,6 @@ async function execute(command: ReplayCommand, { stdout, stderr }: CommandOutput
   } finally {
     await job.close();
   }
-}
-
-/** A duration as --retry-for takes it: `10m`, `30s`, `1.5s`, `500ms`. */
-function formatDuration(ms: number): string {
-  if (ms === Infinity) return 'forever';
-  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }
 
 export const replayCommand = Object.freeze({

@@ -58,6 +58,7 @@ export function storageConsumer(options: StorageConsumerOptions): Observable<Con
     const cleanups: Array<() => Promise<void>> = [];
     const run = async () => {
       const emit = (p: ConsumerProgress) => {
+        if (p.kind === 'stall') settings.metrics?.retry(p.service === 'MySQL' ? 'mysql' : 'storage', retryKindOf(p.operation), p.elapsedMs);
         if (!closed) subscriber.next(p);
       };
       const storage = typeof options.from === 'string' ? await openStorage(options.from, storageRetry(settings, redactUri(options.from), emit)) : options.from;
@@ -116,6 +117,17 @@ function storageRetry(settings: Settings, uri: string, emit: (p: ConsumerProgres
       emit({ kind: 'stall', service: 'storage', target: uri, operation, code: shown, unreachable: true, attempt, elapsedMs, delayMs, retryForMs, message: error instanceof Error ? error.message : String(error) });
     },
   };
+}
+
+/**
+ * The metric label of a retried operation: a short kind, never a path ("apply db/t/…/CDC1.csv" ->
+ * apply, "apply the DDL of …" -> ddl, "read the checkpoint table …" -> checkpoint, a storage
+ * request's operation -> its first word).
+ */
+export function retryKindOf(operation: string): string {
+  if (operation.startsWith('apply the DDL')) return 'ddl';
+  if (operation.includes('checkpoint table')) return 'checkpoint';
+  return /^[A-Za-z]+/.exec(operation)?.[0]?.toLowerCase() ?? 'other';
 }
 
 function sleep(ms: number, scheduler: SchedulerLike, stopped: () => boolean): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import type { SchedulerLike } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
-import { withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
+import { withRetries, type RetryInfo, type RetryPolicy } from '../../lib/core/retry.ts';
 import type { DataFolder, DdlEvent } from '../../lib/codec/index.ts';
 import type { FlushMetrics } from '../../lib/metrics/index.ts';
 import { isTransientStorageError } from '../../lib/storage/transient.ts';
@@ -31,6 +31,8 @@ export interface BatchWriterOptions {
   scheduler: SchedulerLike;
   /** Names retried operations in errors. */
   owner: string;
+  /** Told before each retry's backoff (the sink's 'stall' reports). */
+  onRetry?: ((info: RetryInfo) => void) | undefined;
   /** Told of each row once its ack is flushed, in batch order (the sink's dispatcher positions). */
   rowDurable: (dispatcherId: string) => void;
   /** The bytes each data file of a folder starts with (csv's output-field-header line); none when undefined. */
@@ -128,11 +130,14 @@ export class BatchWriter {
 
   /** Retries a write while its failure is transient; a permanent one (disk full, read-only, refused credentials) fails at once with its own message. */
   private withRetries<R>(what: string, write: () => Promise<R>): Promise<R> {
-    const { flushes } = this.options;
+    const { flushes, onRetry } = this.options;
     return withRetries(`${this.options.owner}: ${what}`, write, {
       policy: this.options.retry,
       isRetryable: isTransientStorageError,
-      ...(flushes ? { onRetry: () => flushes.retry('write') } : {}),
+      onRetry: (info) => {
+        flushes?.retry('write');
+        onRetry?.(info);
+      },
     });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `sluice sink`: change events from a JSON-lines file (or stdin) into TiCDC-compatible files on any
- * storage URI, through `storageSink`, with progress on the terminal and a summary at the end.
+ * storage URI, through `storageSink`, with progress on the terminal and a summary at the end. A
+ * storage outage (transient failures) is ridden out for --retry-for, with stall lines on stderr.
  *
  * Invariant guarded here: the exit code says what happened and the message says what to do: 2 for a
  * command line that cannot run (nothing is read or written), 1 for a failure while running (the
@@ -16,11 +17,13 @@ import { startJob } from '../../lib/cli/job.ts';
 import { METRICS_FLAGS, metricsEndpointFromFlags, metricsFlagsUsage, type MetricsEndpointOptions } from '../../lib/cli/metricsFlags.ts';
 import { nonBlankLines, openInput } from '../../lib/cli/inputLines.ts';
 import { ProgressLine } from '../../lib/cli/progressLine.ts';
+import { outageCause, parseRetryFor, RETRY_FOR_DEFAULT, RETRY_FOR_FLAG, StallLines, type RetryFor } from '../../lib/cli/retryFor.ts';
 import { formatBytes, formatSeconds, parseDuration, parseSize } from '../../lib/cli/units.ts';
 import { DecodeError, formatChangeEventLine, InvalidChangeEventError, type ChangeEvent, type DateSeparator } from '../../lib/codec/index.ts';
 import type { CsvOptions } from '../../lib/codec/csv.ts';
 import { MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH } from '../../lib/codec/layout.ts';
 import { parseChangeEventLine } from '../../lib/codec/jsonLines.ts';
+import { RetriesExhaustedError } from '../../lib/core/retry.ts';
 import { badRecordsMetric } from '../../lib/metrics/badRecords.ts';
 import { InvalidStorageUriError, openStorage, redactUri } from '../../lib/storage/index.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
@@ -56,6 +59,7 @@ const FLAGS = {
   resume: { type: 'boolean' },
   'enable-tidb-extension': { type: 'boolean' },
   ...BAD_RECORDS_FLAG,
+  ...RETRY_FOR_FLAG,
   ...METRICS_FLAGS,
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -88,13 +92,19 @@ and a dispatcher's commit ts must not go back. One line of each kind (the full f
   --resume[=false]             resume from the metadata checkpoint N already in --to (default true): a rerun
                                on the same input skips the events at or below N (durable from the run
                                before) and reports how many; =false writes every event again
+  --retry-for <duration>       ride out a storage outage this long (refused or reset connections, 5xx,
+                               a busy disk): every read and write is retried with backoff and a stall
+                               line on stderr, then it goes on where it was; past it, exit 1
+                               (default ${RETRY_FOR_DEFAULT}; 0 fails at once). Permanent errors (no permission,
+                               disk full, a refused credential) fail at once
 ${badRecordsUsage(31)}
                                (a bad line: bad JSON, an unknown key, a row that does not fit its table...)
 ${csvFlagsUsage('sink')}
 ${metricsFlagsUsage(31)}
   -h, --help                   this text
 
-Exit codes: 0 every event is durable, 1 failed while running, 2 the command line cannot run;
+Exit codes: 0 every event is durable, 1 failed while running (also a storage outage longer than
+--retry-for), 2 the command line cannot run;
 130 (SIGINT), 143 (SIGTERM), 141 (stdout closed): stopped, what was read made durable and checkpointed
 (a second signal exits at once).`;
 
@@ -114,6 +124,8 @@ interface SinkCommand {
   canalJson?: { enableTidbExtension?: boolean; terminator?: string };
   /** --bad-records: what a bad line (or event) does. */
   badRecords: BadRecordsPolicy;
+  /** --retry-for: how long a storage outage is ridden out. */
+  retryFor: RetryFor;
   /** --metrics-port / --metrics-host, or undefined. */
   metricsEndpoint: MetricsEndpointOptions | undefined;
 }
@@ -144,6 +156,7 @@ function parseCommand(args: string[]): SinkCommand | 'help' {
     tableAcrossDispatchers: values['table-across-dispatchers'] === true,
     resume: values.resume !== false,
     badRecords: parseBadRecords(values['bad-records']),
+    retryFor: parseRetryFor(values['retry-for'] === undefined ? undefined : inRange('retry-for', values['retry-for'], 'a duration such as 30s or 10m, or 0')),
     metricsEndpoint: metricsEndpointFromFlags(values),
   };
   const tidbExtension = values['enable-tidb-extension'];
@@ -197,7 +210,11 @@ async function* readEvents(input: NodeJS.ReadableStream, name: string, bad: BadR
   }
 }
 
-/** Counts what the sink reports and prints it: a redrawn line on a TTY, one line per report otherwise. */
+/**
+ * Counts what the sink reports and prints it: a redrawn line on a TTY, one line per report
+ * otherwise; a storage outage as stall lines on stderr (lib/cli/retryFor.ts) and a line when the
+ * storage answers again.
+ */
 class ProgressPrinter {
   dataFiles = 0;
   schemaFiles = 0;
@@ -207,12 +224,23 @@ class ProgressPrinter {
   /** Events skipped at or below the checkpoint resumed from, and that checkpoint. */
   skipped: { events: number; upToTs: bigint } | undefined;
   readonly line: ProgressLine;
+  readonly #err: TextOutput;
+  readonly #stalls: StallLines;
 
-  constructor(out: TextOutput) {
+  constructor(out: TextOutput, err: TextOutput, retryFor: string) {
     this.line = new ProgressLine(out, { redrawIntervalMs: SINK_CLI_DEFAULTS.redrawIntervalMs });
+    this.#err = err;
+    this.#stalls = new StallLines(retryFor);
   }
 
   report(progress: SinkProgress): void {
+    if (progress.kind === 'stall') {
+      const text = this.#stalls.stall('storage', progress.target, progress.elapsedMs, outageCause(progress.error));
+      if (text !== undefined) this.#errLine(text);
+      return;
+    }
+    const answered = this.#stalls.answered();
+    if (answered !== undefined) this.#errLine(answered);
     if (progress.kind === 'data') {
       this.dataFiles++;
       this.rows += progress.rows;
@@ -229,6 +257,12 @@ class ProgressPrinter {
       this.line.event(() => `checkpoint ${progress.checkpointTs}`);
     }
     this.line.status(() => `${this.rows} rows, ${this.dataFiles + this.schemaFiles} files, checkpoint ${this.checkpointTs ?? '-'}`);
+  }
+
+  /** A line of its own on stderr, with the status line cleared first. */
+  #errLine(text: string): void {
+    this.line.clear();
+    this.#err.write(`sluice sink: ${text}\n`);
   }
 
   summary(to: string, elapsedMs: number): string {
@@ -250,6 +284,27 @@ function badSummary(bad: BadRecords): string {
   return `; ${bad.count} bad line${bad.count === 1 ? '' : 's'} ${bad.policy.mode === 'skip' ? 'skipped' : `in the ${bad.where}`}`;
 }
 
+/** The retries that ran out of --retry-for, when that is why the run failed. */
+function outOfBudget(error: unknown): RetriesExhaustedError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 16 && typeof current === 'object' && current !== null; depth++) {
+    if (current instanceof RetriesExhaustedError && current.elapsedMs !== undefined) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** The failure's message; for a storage outage longer than --retry-for: the storage, how long, the budget and the last cause. */
+function messageFor(error: unknown, command: SinkCommand): string {
+  const exhausted = outOfBudget(error);
+  if (exhausted === undefined) return (error as Error).message;
+  const seconds = ((exhausted.elapsedMs ?? 0) / 1000).toFixed(1);
+  return (
+    `storage ${redactUri(command.to)} unreachable for ${seconds} s (${exhausted.operation}, ${exhausted.attempts} attempts), ` +
+    `longer than --retry-for ${command.retryFor.text}: ${outageCause(exhausted.cause)}`
+  );
+}
+
 /** What a person can do about a failure while running. */
 function hintFor(error: unknown, command: SinkCommand): string {
   const goOn = 'or pass --bad-records skip or dead-letter:<path> to go on past bad lines';
@@ -261,6 +316,9 @@ function hintFor(error: unknown, command: SinkCommand): string {
       `every event before it is durable and checkpointed; fix that line of ${command.from === '-' ? 'stdin' : command.from} and run again ` +
       `(it resumes after the checkpoint), ${goOn}`
     );
+  }
+  if (outOfBudget(error) !== undefined) {
+    return `bring ${redactUri(command.to)} back (or raise --retry-for) and run again: the metadata checkpoint there covers only durable rows and the run resumes after it`;
   }
   if (error instanceof UnreadableCheckpointError) return `restore ${redactUri(command.to)}/metadata, or run with --resume=false to write every event again`;
   return `the metadata checkpoint in ${redactUri(command.to)} covers only durable rows; fix the cause and run again (it resumes after that checkpoint)`;
@@ -284,7 +342,8 @@ export function run(args: string[], io: SinkCommandIo = {}): Promise<number> {
 async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, stdin: NodeJS.ReadableStream): Promise<number> {
   let storage: ExternalStorage;
   try {
-    storage = await openStorage(command.to);
+    // No retries of the storage's own: the sink's, within --retry-for, are the one budget.
+    storage = await openStorage(command.to, { retry: { maxRetries: 0 } });
   } catch (error) {
     const hint = error instanceof InvalidStorageUriError ? '' : ' (credentials come from the environment; see --help)';
     throw new UsageError(`--to: ${(error as Error).message}${hint}`);
@@ -323,7 +382,7 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
     badEventsStored.catch(() => undefined);
     return 'skip';
   };
-  const printer = new ProgressPrinter(stdout);
+  const printer = new ProgressPrinter(stdout, stderr, command.retryFor.text);
   const started = performance.now();
   try {
     // Removed by job.close(), at exit, or by the next run when this process is killed.
@@ -350,6 +409,7 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
         ...(command.csv === undefined ? {} : { csv: command.csv }),
         ...(command.canalJson === undefined ? {} : { canalJson: command.canalJson }),
         resume: command.resume,
+        retry: { maxRetries: Infinity, maxElapsedMs: command.retryFor.ms },
         spool: { dir: join(spoolRoot, 'spool') },
         onBadEvent,
         eventPosition: lineOf,
@@ -368,7 +428,7 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
     printer.line.clear();
     // A bad line stopped the run after what came before was made durable: say what that was.
     if (error instanceof DecodeError || error instanceof InvalidChangeEventError) stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
-    return printFailure(stderr, 'sluice sink', (error as Error).message, hintFor(error, command));
+    return printFailure(stderr, 'sluice sink', messageFor(error, command), hintFor(error, command));
   } finally {
     await badEventsStored.catch(() => undefined);
     await input.close();

@@ -98,7 +98,13 @@ export interface StorageSinkOptions {
   onBadEvent?: (error: InvalidChangeEventError, event: ChangeEvent) => 'skip' | 'stop';
   /** Where an event came from, for messages (e.g. `line 17`); `index` counts events from 1. Default `event #<index>`. */
   eventPosition?: (event: ChangeEvent, index: number) => string;
-  /** Retries of file writes (the storages retry transient failures too). */
+  /**
+   * Retries of the storage's reads and writes (data, index, schema files, the `metadata` checkpoint)
+   * after transient failures; a permanent one fails at once. `maxElapsedMs` is a time budget for an
+   * outage (`{ maxRetries: Infinity, maxElapsedMs: 600_000 }`: ride out 10 minutes); a 'stall' report
+   * is emitted before each retry's backoff. The storages retry transient failures too: give them
+   * `retry: { maxRetries: 0 }` (openStorage) to make this the one budget.
+   */
   retry?: Partial<RetryPolicy>;
   /**
    * Metrics in `registry` under the label `pipeline`: watermark, drain (ddl_drain_duration_seconds),
@@ -122,6 +128,24 @@ export type SinkProgress =
       readonly kind: 'skipped';
       readonly events: number;
       readonly upToTs: bigint;
+    }
+  | {
+      /**
+       * A read or write of the storage failed transiently and is retried after `delayMs`: `attempt`
+       * (1 after the first failure) `elapsedMs` after the operation first failed, within the retry
+       * policy's `maxElapsedMs` (`retryForMs`, Infinity without one). Nothing is lost: the operation goes on.
+       */
+      readonly kind: 'stall';
+      /** The storage's URI, without credentials. */
+      readonly target: string;
+      /** What is retried: "storageSink: data file of shop.orders", "storageSink: metadata checkpoint". */
+      readonly operation: string;
+      readonly attempt: number;
+      readonly elapsedMs: number;
+      readonly delayMs: number;
+      readonly retryForMs: number;
+      /** The failure of the attempt that just failed. */
+      readonly error: unknown;
     }
   | {
       readonly kind: 'checkpoint';

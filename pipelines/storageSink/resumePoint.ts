@@ -17,7 +17,7 @@
  */
 import { DecodeError } from '../../lib/codec/changeEvent.ts';
 import { parseMetadataFile } from '../../lib/codec/layout.ts';
-import { withRetries, type RetryPolicy } from '../../lib/core/retry.ts';
+import { withRetries, type RetryInfo, type RetryPolicy } from '../../lib/core/retry.ts';
 import { isTransientStorageError } from '../../lib/storage/transient.ts';
 import type { ExternalStorage } from '../../lib/storage/storage.ts';
 import { METADATA_FILE_PATH } from './fileOutput.ts';
@@ -64,16 +64,17 @@ export class ResumePoint {
 
 /**
  * Reads the checkpoint of `storage`'s root `metadata` file, or undefined when there is no such file
- * (a first run). Reads are retried under `retry`; a file that is not a checkpoint rejects with
+ * (a first run). Reads are retried under `retry` (`onRetry` told before each backoff); a file that is not a checkpoint rejects with
  * UnreadableCheckpointError.
  *
  * @example const stored = await readStoredCheckpoint(storage, retry, 'storageSink'); // 4351n
  */
-export async function readStoredCheckpoint(storage: ExternalStorage, retry: RetryPolicy, owner: string): Promise<bigint | undefined> {
+export async function readStoredCheckpoint(storage: ExternalStorage, retry: RetryPolicy, owner: string, onRetry?: (info: RetryInfo) => void): Promise<bigint | undefined> {
   // A read that keeps failing rejects naming this operation (RetriesExhaustedError).
   const raw = await withRetries(`${owner} ${storage.uri}: read ${METADATA_FILE_PATH} (the checkpoint stored by an earlier run)`, () => storage.get(METADATA_FILE_PATH), {
     policy: retry,
     isRetryable: isTransientStorageError, // a refusal (credentials, a file in the way) fails at once
+    ...(onRetry === undefined ? {} : { onRetry }),
   });
   if (raw === undefined) return undefined;
   let text: string;

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { catchError, concatMap, defer, EMPTY, filter, from, map, Observable, takeWhile, type OperatorFunction } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
+import type { RetryInfo } from '../../lib/core/retry.ts';
 import type { ChangeEvent, DdlEvent } from '../../lib/codec/index.ts';
 import { checkFunction } from '../../lib/core/errors.ts';
 import { drainBarrierMetrics, flushMetrics, pathMetrics, spoolMetrics, watermarkMetrics } from '../../lib/metrics/index.ts';
@@ -60,7 +61,8 @@ const STOP = Symbol('stop taking events');
  * Writes change events as TiCDC's storage sink does and reports files and checkpoints.
  *
  * Lossless: a row is acknowledged (`flushed()`) only once its data file and index file are durable;
- * a write that keeps failing past the retry policy errors the output (the checkpoint stays below).
+ * a write that keeps failing past the retry policy (its retries, or its time budget `maxElapsedMs`)
+ * errors the output (the checkpoint stays below); each retry is reported first as a 'stall'.
  * Early wake: a dispatcher's next event flows once the previous one is in the spool, not on disk;
  * a byte watermark over the spool holds wakes back when the spool fills. A DDL drains the
  * dispatchers it blocks (their earlier rows are written first), then its schema file is written.
@@ -100,6 +102,9 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       const encode = createRowEncoder({ protocol, dateSeparator: options.dateSeparator ?? 'day', tables, csv: settings.csv, canalJson: settings.canalJson, rowsChecked: true });
       const arena = new RowArena();
       const bound = bindMetrics(metrics);
+      // A transient storage failure being retried (within retry.maxElapsedMs): reported, nothing lost.
+      const stalled = ({ operation, attempt, delayMs, elapsedMs, error }: RetryInfo) =>
+        subscriber.next({ kind: 'stall', target: storage.uri, operation, attempt, elapsedMs, delayMs, retryForMs: retry.maxElapsedMs ?? Infinity, error });
       const writer = new BatchWriter({
         output: new FileOutput({
           storage,
@@ -113,6 +118,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         flushes: bound?.flushes,
         scheduler,
         owner: OWNER,
+        onRetry: stalled,
         rowDurable: (dispatcherId) => positions.rowDurable(dispatcherId),
       });
       // A fresh empty folder is a valid spool folder; the spool removes it at teardown.
@@ -211,7 +217,7 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       // The checkpoint in the file is read once, before the first event is taken. With resume off, a
       // file that is not a checkpoint is no floor: the first checkpoint written replaces it.
       const stored$ = defer(() =>
-        readStoredCheckpoint(storage, retry, OWNER).catch((error: unknown) => {
+        readStoredCheckpoint(storage, retry, OWNER, stalled).catch((error: unknown) => {
           if (!resume && error instanceof UnreadableCheckpointError) return undefined;
           throw error;
         }),
