@@ -30,7 +30,10 @@ export interface MysqlPool {
   readonly uri: string;
   /** The database the URI names, if any. */
   readonly database: string | undefined;
-  /** Closes every connection. */
+  /**
+   * Closes every connection at once: a statement in flight is abandoned (the server rolls its open
+   * transaction back), so a server that stopped answering cannot hold the caller.
+   */
   end(): Promise<void>;
 }
 
@@ -69,13 +72,23 @@ export function createMysqlPool(uri: string, options: MysqlPoolOptions = {}): My
   // before any statement of the caller. The statement is valid on every server: it fails only when
   // the connection is going (reset, server shutting down), and then so do the caller's statements
   // queued behind it. The callback keeps such a failure from being an unhandled 'error' event.
+  // Every connection the pool opened, so `end` can drop those busy with a statement: mysql2's own
+  // end sends each a QUIT and waits for its reply, forever when the server went silent.
+  const connections = new Set<{ destroy(): void }>();
   pool.pool.on('connection', (connection) => {
+    connections.add(connection);
+    connection.once('end', () => connections.delete(connection));
     // A connection that died may report more errors than the pool's one listener takes; its
     // commands get them through their callbacks, so these must not crash the process.
     connection.on('error', () => undefined);
     connection.query(SESSION_SETUP, () => undefined);
   });
-  return { pool, uri: redactMysqlUri(uri), database: location.database, end: () => pool.end() };
+  const end = async () => {
+    for (const connection of connections) connection.destroy();
+    connections.clear();
+    await pool.end();
+  };
+  return { pool, uri: redactMysqlUri(uri), database: location.database, end };
 }
 
 /** A failure talking to MySQL: names the server (without password) and what was being done. */

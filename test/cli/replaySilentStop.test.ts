@@ -1,10 +1,9 @@
 /**
- * `sluice replay` in a child process (bin/sluice.js): a second SIGINT while a file's apply is stalled
- * (MariaDB behind a proxy that stops answering in the middle of the apply) exits at once, 130, with
- * one line: the first stop abandons the file's transaction (nothing of it committed) and prints the
- * summary, but the connection waiting on the silent server holds the process, so the signal handlers
- * stay. The same for `sluice lines` is in longRunningJob.test.ts.
- */
+ * `sluice replay` in a child process (bin/sluice.js), stopped while a file's apply is stalled (MariaDB
+ * behind a proxy that stops answering in the middle of the apply): the first SIGINT abandons the
+ * file's transaction (nothing of it committed; the connection waiting on the silent server is
+ * dropped, so it cannot hold the process), prints the summary and exits 130. A second signal, for a
+ * stop that still hangs, is tested with `sluice lines` in longRunningJob.test.ts. */
 import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -62,7 +61,7 @@ async function stallingProxy(target: { host: string; port: number }, marker: str
   };
 }
 
-describe('sluice replay: a second signal (child process)', function () {
+describe('sluice replay: stopped while MySQL is silent (child process)', function () {
   this.timeout(60_000);
   let dir: string;
   before(async () => {
@@ -72,7 +71,7 @@ describe('sluice replay: a second signal (child process)', function () {
     await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
 
-  it("a second SIGINT while a file's apply is stalled (MariaDB stops answering) exits 130 at once with one line; the file's row not applied", async function () {
+  it("a SIGINT while a file's apply is stalled (MariaDB stops answering) exits 130 after the summary; the file's row not applied", async function () {
     const url = (await serviceOrSkip(this, 'mariadb', sharedMariaDb)).url;
     const db = await freshDatabase(url, 'signal2');
     const root = join(dir, 'cdc');
@@ -90,10 +89,8 @@ describe('sluice replay: a second signal (child process)', function () {
       const child = new ChildCommand(['replay', '--from', pathToFileURL(root).href, '--to', `mysql://${user}@127.0.0.1:${proxy.port}/`, '--include-commit-ts', '--checkpoint-database', db]);
       await Promise.race([proxy.stalled, child.exited.then(() => Promise.reject(new Error(`exited early: ${child.stderr}`)))]);
       child.kill('SIGINT');
-      await child.waitFor('stderr', /SIGINT: stopping/);
-      child.kill('SIGINT');
       expect(await child.exited, child.stderr).to.equal(130);
-      expect(child.stderr).to.match(/^sluice replay: SIGINT again: exiting at once[^\n]*\n$/m).and.not.match(STACK);
+      expect(child.stderr).to.match(/SIGINT: stopping/).and.not.match(/exiting at once/).and.not.match(STACK);
       // The stalled file's transaction was abandoned (never committed): its row is not there.
       expect(child.stdout).to.not.contain('stalled-row').and.not.match(/CDC\d+\.csv/);
       const pool = createPool(url);
