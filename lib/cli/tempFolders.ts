@@ -72,7 +72,9 @@ export async function createTempFolder(label: string, options: TempFolderOptions
 /**
  * Removes the folders `sluice-<label>-pid<N>-XXXXXX` under the temp root whose process N is gone (a
  * run killed by SIGKILL or a crash of the machine leaves them); returns their paths. A pid reused by
- * a live process keeps its folder until that process ends: left over, never wrongly removed.
+ * a live process keeps its folder until that process ends: left over, never wrongly removed. Our own
+ * pid counts as gone for folders this process did not make: a container restarted after a kill runs
+ * the tool as pid 1 again, and its last run's spool must not stay forever.
  */
 export async function removeLeftovers(label: string, options: TempFolderOptions = {}): Promise<string[]> {
   const root = options.root ?? tmpdir();
@@ -86,8 +88,8 @@ export async function removeLeftovers(label: string, options: TempFolderOptions 
   const removed: string[] = [];
   for (const name of names) {
     const pid = Number(pattern.exec(name)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processIsAlive(pid)) continue;
     const path = join(root, name);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || (pid === process.pid ? live.has(path) : processIsAlive(pid))) continue;
     await rm(path, { recursive: true, force: true }).then(() => removed.push(path), () => undefined);
   }
   return removed;

@@ -32,10 +32,20 @@ describe('lib/cli/tempFolders', () => {
   it("removes what a dead process left under the label, and nothing else: a live process's, another label's, other names", async () => {
     const dead = await deadPid();
     expect(processIsAlive(dead)).to.equal(false);
-    const names = [`sluice-unit-pid${dead}-abc123`, `sluice-unit-pid${process.pid}-abc123`, `sluice-unit-pid${process.ppid}-abc123`, `sluice-other-pid${dead}-abc123`, `sluice-unit-pid${dead}-x`, 'sluice-unit-cli-abc123'];
+    const names = [`sluice-unit-pid${dead}-abc123`, `sluice-unit-pid${process.ppid}-abc123`, `sluice-other-pid${dead}-abc123`, `sluice-unit-pid${dead}-x`, 'sluice-unit-cli-abc123'];
     for (const name of names) await mkdir(join(root, name, 'spool'), { recursive: true });
     expect(await removeLeftovers('unit', { root })).to.deep.equal([join(root, names[0]!)]);
     expect((await readdir(root)).sort()).to.deep.equal(names.slice(1).sort());
+  });
+
+  it('a folder under our own pid that this process did not make is a leftover (a restarted container runs as pid 1 again); ours stays', async () => {
+    const earlier = `sluice-unit-pid${process.pid}-abc123`;
+    await mkdir(join(root, earlier, 'spool'), { recursive: true });
+    const folder = await createTempFolder('unit', { root });
+    expect(await readdir(root)).to.deep.equal([folder.path.slice(root.length + 1)]);
+    expect(await removeLeftovers('unit', { root })).to.deep.equal([]);
+    expect(await readdir(root)).to.deep.equal([folder.path.slice(root.length + 1)]);
+    await folder.remove();
   });
 
   it('a new folder first removes the leftovers of its label', async () => {
