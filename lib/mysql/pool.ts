@@ -51,6 +51,10 @@ export function createMysqlPool(uri: string, options: MysqlPoolOptions = {}): My
   const location = parseMysqlUri(uri);
   const pool = createPool({
     connectTimeout: MYSQL_POOL_DEFAULTS.connectTimeoutMs,
+    // TCP keepalive from 10 s of silence (the OS default waits 2 h): a server lost to a network
+    // partition mid-statement is noticed in minutes (the OS's probes), and the retry budget applies.
+    enableKeepAlive: true,
+    keepAliveInitialDelay: 10_000,
     // Without values the SQL goes as it is: mysql2's default format scans the whole text for
     // placeholders even then, which costs about as much as building a multi-row statement.
     queryFormat: ((sql: string, values: unknown, timezone?: string) =>
