@@ -372,15 +372,20 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
   // Each event's input line, for the sink's messages; an event leaves it once nothing holds it.
   const lines = new WeakMap<ChangeEvent, number>();
   const lineOf = (event: ChangeEvent) => `line ${lines.get(event) ?? '?'}`;
-  // Events the sink finds bad (a row that does not fit its table...) that --bad-records lets pass, stored in order.
+  // Events the sink finds bad (a row that does not fit its table...) that --bad-records lets pass,
+  // stored in order. The sink holds each one's position until its verdict (stored: 'skip') comes, so
+  // the checkpoint never passes a dead letter not yet on disk; a failed store fails the run at once.
   let badEventsStored: Promise<unknown> = Promise.resolve();
-  const onBadEvent = (error: InvalidChangeEventError, event: ChangeEvent): 'skip' | 'stop' => {
+  const onBadEvent = (error: InvalidChangeEventError, event: ChangeEvent): 'skip' | 'stop' | Promise<'skip'> => {
     if (bad.policy.mode === 'fail') return 'stop';
     const record = { source: input.name, lineNumber: lines.get(event) ?? 0, text: formatChangeEventLine(event), error };
-    badEventsStored = badEventsStored.then(() => bad.take(record));
-    // Handled here so a failure waits, unreported, for the await after the run (which then fails).
-    badEventsStored.catch(() => undefined);
-    return 'skip';
+    if (bad.policy.mode === 'skip') {
+      void bad.take(record); // counted at once: nothing to store
+      return 'skip';
+    }
+    const stored = badEventsStored.then(() => bad.take(record)).then(() => 'skip' as const);
+    badEventsStored = stored.catch(() => undefined);
+    return stored;
   };
   const printer = new ProgressPrinter(stdout, stderr, command.retryFor.text);
   const started = performance.now();
@@ -419,8 +424,6 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
     await drain(progress$, (report) => printer.report(report)).catch((error: unknown) => {
       if (error !== stoppedReading) throw error;
     });
-    // Dead letters are on disk before the run reports success.
-    await badEventsStored;
     printer.line.clear();
     stdout.write(`${printer.summary(command.to, performance.now() - started)}${badSummary(bad)}\n`);
     return job.exitCode(0);
@@ -430,7 +433,7 @@ async function execute(command: SinkCommand, { stdout, stderr }: CommandOutput, 
     if (error instanceof DecodeError || error instanceof InvalidChangeEventError) stdout.write(`${printer.summary(command.to, performance.now() - started)}\n`);
     return printFailure(stderr, 'sluice sink', messageFor(error, command), hintFor(error, command));
   } finally {
-    await badEventsStored.catch(() => undefined);
+    await badEventsStored;
     await input.close();
     await bad.close();
     await storage.close();

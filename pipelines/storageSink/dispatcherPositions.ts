@@ -7,7 +7,7 @@
  * they came (drainBarrier keeps each dispatcher's order, the spool and batchBy are first in first
  * out, and batches are written one after another), so the writer reports each durable row by its
  * dispatcher alone and the tracker keeps only positions (see ProgressTracker.admit). A DDL keeps its
- * own path and ack.
+ * own path and ack, and so does a rejected event while its dead letter is being stored (holdRejected).
  *
  * Invariants guarded here: the checkpoint reaches a commit ts only once every event of it on every
  * dispatcher is durable and a later one was seen (the rows of one transaction share a commit ts, and
@@ -16,10 +16,11 @@
  * So a `metadata` checkpoint N says every event at or below N is durable, and a rerun on the same
  * input skips exactly those (resumeFrom).
  */
-import type { Ack } from '../../lib/core/ack.ts';
+import { noopAck, type Ack } from '../../lib/core/ack.ts';
 import { ProgressTracker } from '../../lib/core/progress.ts';
 
 const DDL_PATH = 'ddl@';
+const REJECTED_PATH = 'rejected@';
 
 export class DispatcherPositions {
   private readonly tracker = new ProgressTracker<string>({ sharedPositions: true });
@@ -53,7 +54,21 @@ export class DispatcherPositions {
    * holds the checkpoint only while it is on its way.
    */
   trackDdl(commitTs: bigint, line: number, ack: Ack): Ack {
-    const path = `${DDL_PATH}${commitTs}#${line}`;
+    return this.trackAlone(`${DDL_PATH}${commitTs}#${line}`, commitTs, ack);
+  }
+
+  /**
+   * Holds the checkpoint below a rejected event at `commitTs` (the `line`th event) until the returned
+   * ack is flushed (its dead letter is durable), as a path of its own like a DDL's; never flushed (the
+   * store failed), it keeps the checkpoint below it. Once released, completion may reach its commit ts,
+   * so a rerun skips it rather than storing it again.
+   */
+  holdRejected(commitTs: bigint, line: number): Ack {
+    return this.trackAlone(`${REJECTED_PATH}${commitTs}#${line}`, commitTs, noopAck());
+  }
+
+  /** An event on a path of its own at `commitTs`, forgotten once flushed. */
+  private trackAlone(path: string, commitTs: bigint, ack: Ack): Ack {
     if (this.greatest === undefined || commitTs > this.greatest) this.greatest = commitTs;
     const tracked = this.tracker.track(path, commitTs, ack);
     return {
@@ -86,7 +101,7 @@ export class DispatcherPositions {
   completeAll(): void {
     this.completed = true;
     if (this.greatest === undefined) return;
-    const dispatchers = [...this.tracker.highestPositions()].filter(([path]) => !path.startsWith(DDL_PATH));
+    const dispatchers = [...this.tracker.highestPositions()].filter(([path]) => !path.startsWith(DDL_PATH) && !path.startsWith(REJECTED_PATH));
     for (const [path] of dispatchers) this.tracker.advance(path, this.greatest);
   }
 

@@ -16,6 +16,8 @@ export class MetadataCheckpoint {
   /** The checkpoint in the file: found at start, or written since; undefined when there is none. */
   #inFile: bigint | undefined;
   #started = false;
+  /** The greatest checkpoint this run has begun to write (undefined: none yet). */
+  #claimed: bigint | undefined;
   /** The last write queued; the next one starts after it settles. */
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -32,6 +34,14 @@ export class MetadataCheckpoint {
   }
 
   /**
+   * The greatest checkpoint this run has begun to write, whether or not the write has landed yet
+   * (undefined before the first): no event at or below it may come after it (EventAdmission).
+   */
+  get claimed(): bigint | undefined {
+    return this.#claimed;
+  }
+
+  /**
    * Writes the checkpoint `next()` gives when it is above the one in the file; resolves with the
    * checkpoint written, or undefined when nothing was (none yet, not above, or the stored one not yet
    * known). One at a time: a call waits for the one before, and `next` is read when its turn comes,
@@ -44,6 +54,7 @@ export class MetadataCheckpoint {
       if (!this.#started) return undefined;
       const checkpointTs = next();
       if (checkpointTs === undefined || (this.#inFile !== undefined && checkpointTs <= this.#inFile)) return undefined;
+      this.#claimed = checkpointTs;
       await this.#write(checkpointTs);
       this.#inFile = checkpointTs;
       return checkpointTs;

@@ -82,20 +82,29 @@ export interface StorageSinkOptions {
    * and is not written again. Without a `metadata` file every event is written. false: write every
    * event again, into new files after the existing ones (a consumer then applies them again); the
    * checkpoint still never goes below N (a `metadata` file that is no checkpoint is then replaced). Default true.
-   * Exact when no event comes at or below a checkpoint already written (each dispatcher in commit
-   * order, no dispatcher first seen with events older than the others' checkpoint), as TiCDC's
-   * resolved ts guarantees; the events carry none, so an input out of that order breaks the
-   * `metadata` checkpoint itself, and a rerun then skips what it says is durable.
+   * Exact under the input contract the sink enforces (onBadEvent): no event comes at or below a
+   * checkpoint already written, i.e. each dispatcher in commit order and no dispatcher starting below
+   * the others' last commit ts (what TiCDC's resolved ts guarantees; the events carry none). Every
+   * checkpoint written, periodic or at a stop, is then one no later event goes below, and a rerun on
+   * the same input loses nothing. An input breaking it is refused as a bad event in any run that
+   * reads the offending event, a rerun too (skipped events are held to it), but a checkpoint written
+   * by a run killed before reading it already covers it.
    */
   resume?: boolean;
   /**
    * An event the sink cannot take (malformed, a row before its table's DDL, columns or values that do
    * not fit its table definition, NULL in a NOT NULL column, a commit ts going back on its
-   * dispatcher), as an `InvalidChangeEventError` naming it: 'skip' drops it (acknowledged) and goes
+   * dispatcher, or a commit ts at or below a checkpoint that may already be written: below the least
+   * of the dispatchers' last commit ts, or at or below one this run wrote), as an
+   * `InvalidChangeEventError` naming it: 'skip' drops it (acknowledged) and goes
    * on; 'stop' (the default without this option) stops taking events there, makes what came before
-   * durable, writes the checkpoint, then errors with it.
+   * durable, writes the checkpoint, then errors with it. A promise of either (storing the event
+   * somewhere first) lets events go on meanwhile, but the checkpoint stays below the event's commit ts
+   * until it resolves 'skip'; 'stop' or a rejection stops the input at once and errors with the
+   * event's error or the rejection's. Events at or below the checkpoint resumed from are not checked,
+   * but for that commit-ts floor.
    */
-  onBadEvent?: (error: InvalidChangeEventError, event: ChangeEvent) => 'skip' | 'stop';
+  onBadEvent?: (error: InvalidChangeEventError, event: ChangeEvent) => 'skip' | 'stop' | PromiseLike<'skip' | 'stop'>;
   /** Where an event came from, for messages (e.g. `line 17`); `index` counts events from 1. Default `event #<index>`. */
   eventPosition?: (event: ChangeEvent, index: number) => string;
   /**

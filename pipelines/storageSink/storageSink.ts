@@ -14,12 +14,15 @@
  * found is read once, before the first event, and seeds the checkpoint stage (MetadataCheckpoint),
  * the one owner of its order: it never goes back, resume on or off. A bad event (EventAdmission) or
  * an input error never loses what came before it: the input stops there, and the output errors only
- * once that is durable and checkpointed.
+ * once that is durable and checkpointed. Every checkpoint, at a stop too, is safe under the input
+ * contract EventAdmission enforces (no event below the least of the dispatchers' last commit ts, so
+ * none below a checkpoint written before it); a resumed run holds it for the events it skips too,
+ * and holds its own checkpoint at the one resumed from for a dispatcher it has only skipped so far.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { catchError, concatMap, defer, EMPTY, filter, from, map, Observable, takeWhile, type OperatorFunction } from 'rxjs';
+import { catchError, concatMap, defer, EMPTY, filter, from, map, Observable, Subject, takeUntil, takeWhile, type OperatorFunction } from 'rxjs';
 import type { Acked } from '../../lib/core/ack.ts';
 import type { RetryInfo } from '../../lib/core/retry.ts';
 import type { ChangeEvent, DdlEvent } from '../../lib/codec/index.ts';
@@ -74,11 +77,16 @@ const STOP = Symbol('stop taking events');
  * are skipped, acknowledged as flushed and reported as `skipped`; a skipped DDL still defines its
  * table for the rows above N. The checkpoint written next is above N, with resume off too (then
  * every event is written again, and the checkpoint stays at N until the run passes it).
- * Bad input: each event is checked in input order against the table definitions the input gave so
- * far (EventAdmission); a bad one goes to `onBadEvent` ('skip' or 'stop', default 'stop'). A stop,
- * or an error of the input itself, ends the input there: every event accepted before it is made
- * durable and the checkpoint written (not past any dispatcher's last event, as the input did not
- * end), then the output errors with it.
+ * Bad input: each event above the checkpoint resumed from is checked in input order against the
+ * table definitions the input gave so far (EventAdmission); a bad one goes to `onBadEvent` ('skip' or
+ * 'stop', default 'stop', or a promise of one: the event then holds the checkpoint below its commit
+ * ts until it settles, so a dead letter is durable before the checkpoint passes it, and the output
+ * completes only once every one settled; a rejection is a stop with its error). A stop, or an error
+ * of the input itself, ends the input there: every event accepted before it is made durable and the
+ * checkpoint written (not past any dispatcher's last event, as the input did not end), then the
+ * output errors with it. An event at or below a checkpoint that may already be written is a bad
+ * event (the input contract: see StorageSinkOptions.resume), so a rerun after a stop loses nothing
+ * or refuses the line that breaks the contract.
  *
  * @example
  * events$.pipe(storageSink({ storage: await openStorage('s3://bucket/cdc'), protocol: 'csv' })).subscribe(console.log);
@@ -93,7 +101,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
     new Observable<SinkProgress>((subscriber) => {
       const tables = new TableRegistry();
       const positions = new DispatcherPositions();
-      const admission = new EventAdmission(eventPosition);
+      // Each event is checked against the checkpoints this run wrote before it (EventAdmission).
+      const admission = new EventAdmission(eventPosition, () => checkpoint.claimed);
       for (const def of options.tables ?? []) {
         tables.register(def);
         admission.register(def);
@@ -142,10 +151,14 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       const reportSkipped = (point: ResumePoint) => {
         if (point.takeUnreported()) subscriber.next({ kind: 'skipped', events: point.skipped, upToTs: point.checkpointTs });
       };
-      /** An event at or below the resumed checkpoint: durable already, so only its table definition counts. */
-      const skip = (point: ResumePoint, { value, ack }: Acked<ChangeEvent>): undefined => {
+      /**
+       * An event at or below the resumed checkpoint: dealt with by an earlier run (durable, or handed to
+       * onBadEvent then), so it is not checked again; only a DDL's table definition counts (a bad DDL,
+       * which the earlier run did not take either, teaches nothing).
+       */
+      const skip = (point: ResumePoint, { value, ack }: Acked<ChangeEvent>, index: number): undefined => {
         point.skipped++;
-        if (value.kind === 'ddl') {
+        if (value.kind === 'ddl' && admission.check(value, index) === undefined) {
           tables.apply(value);
           writer.schemaDurable(value);
         }
@@ -156,21 +169,58 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
       let eventNumber = 0;
       /** Why the input stopped before its end: a bad event's error, or the input's own; undefined while it runs. */
       let stopped: { error: unknown } | undefined;
+      // onBadEvent's verdicts still to come (promises), each holding its event's position; and the
+      // input's end when one is a stop.
+      const verdicts = new Set<Promise<void>>();
+      const halt$ = new Subject<void>();
+      const awaitVerdict = (verdict: PromiseLike<'skip' | 'stop'>, error: unknown, { value, ack }: Acked<ChangeEvent>, index: number) => {
+        // A commit ts that is no position (malformed) is never skipped on a rerun: nothing to hold.
+        const held = typeof value.commitTs === 'bigint' && value.commitTs >= 0n && value.commitTs < 2n ** 63n ? positions.holdRejected(value.commitTs, index) : undefined;
+        const settled = Promise.resolve(verdict)
+          .then((answer) => {
+            if (answer !== 'skip') throw error;
+            held?.flushed();
+            ack.flushed();
+          })
+          .catch((failure: unknown) => {
+            stopped ??= { error: failure };
+            halt$.next();
+          });
+        verdicts.add(settled);
+        void settled.then(() => verdicts.delete(settled));
+      };
       const admit = (item: Acked<ChangeEvent>): Acked<SinkInput> | undefined | typeof STOP => {
         const { value, ack } = item;
         const index = ++eventNumber;
-        const bad = admission.check(value, index);
+        let bad: ReturnType<EventAdmission['check']>;
+        if (resumed !== undefined) {
+          if (typeof value.commitTs === 'bigint' && resumed.covers(value.commitTs)) {
+            // Skipped unless below the commit-ts floor: then the run before may never have read it.
+            bad = admission.checkSkipped(value, index);
+            if (bad === undefined && value.kind === 'row' && typeof value.dispatcherId === 'string') {
+              // Its dispatcher holds this run's checkpoint at the one resumed from, as in the run before,
+              // until it moves above it: a later row of it may be above that and not yet durable.
+              positions.admitRow(value.dispatcherId, resumed.checkpointTs);
+              positions.rowDurable(value.dispatcherId);
+            }
+            if (bad === undefined) return skip(resumed, item, index);
+          } else {
+            reportSkipped(resumed);
+          }
+        }
+        bad ??= admission.check(value, index);
         if (bad !== undefined) {
-          if (onBadEvent(bad, value) === 'skip') {
+          const verdict = onBadEvent(bad, value);
+          if (verdict === 'skip') {
             ack.flushed();
+            return undefined;
+          }
+          if (isPromiseLike(verdict)) {
+            awaitVerdict(verdict, bad, item, index);
             return undefined;
           }
           stopped = { error: bad };
           return STOP;
-        }
-        if (resumed !== undefined) {
-          if (resumed.covers(value.commitTs)) return skip(resumed, item);
-          reportSkipped(resumed);
         }
         if (value.kind === 'ddl') return { value, ack: positions.trackDdl(value.commitTs, index, ack) };
         // The writer reports the row durable (BatchWriter's rowDurable): its ack goes on unwrapped.
@@ -239,6 +289,8 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
                   stopped ??= { error };
                   return EMPTY;
                 }),
+                // A verdict that came back 'stop' (or failed) ends the input at once, even a quiet one.
+                takeUntil(halt$),
                 map(admit),
                 takeWhile((item): item is Acked<SinkInput> | undefined => item !== STOP),
                 filter((item): item is Acked<SinkInput> => item !== undefined),
@@ -284,16 +336,17 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
           .subscribe({
             next: (report) => subscriber.next(report),
             error: (error) => subscriber.error(error),
-            complete: () => {
+            // Every row is durable; the verdicts still to come are awaited first (one may be a stop).
+            complete: () => void Promise.all(verdicts).then(() => {
               if (resumed !== undefined) reportSkipped(resumed);
-              // Every row is durable. Only an input that ended says nothing more comes: after a stop,
-              // a dispatcher's next events may share its last commit ts, or another's be below it.
+              // Only an input that ended says nothing more comes: after a stop, a dispatcher's next
+              // events may share its last commit ts, or another's be below it.
               if (stopped === undefined) positions.completeAll();
               writeCheckpoint().then(
                 () => (stopped === undefined ? subscriber.complete() : subscriber.error(stopped.error)),
                 () => undefined,
               );
-            },
+            }),
           }),
       );
     });
@@ -314,6 +367,10 @@ function bindMetrics(metrics: StorageSinkOptions['metrics']) {
     flushes: flushMetrics(registry, labels),
     paths: pathMetrics(registry, labels),
   };
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<T>).then === 'function';
 }
 
 /** A cheap size estimate for the watermark: the row's column values, roughly as encoded. */

@@ -23,6 +23,8 @@ import { ChildCommand } from './childCommand.ts';
 const events: ChangeEvent[] = [...sampleChangeEvents(40)];
 const rows = events.filter((e): e is RowChange => e.kind === 'row');
 const lastRowTs = rows.reduce((max, row) => (row.commitTs > max ? row.commitTs : max), 0n);
+/** The greatest commit ts of any event (row or DDL) in the input. */
+const lastTs = events.reduce((max, event) => (event.commitTs > max ? event.commitTs : max), 0n);
 const eventLines = `${events.map(formatChangeEventLine).join('\n')}\n`;
 const RECORDS = 100;
 const recordLines = Array.from({ length: RECORDS }, (_, i) => `{"measurement":"cpu","tags":{"host":"a"},"fields":{"v":${i}},"time":${i + 1}}\n`).join('');
@@ -39,6 +41,18 @@ async function linesIn(dir: string, extension: string): Promise<number> {
     count += (await readFile(join(dir, file), 'utf8')).split('\n').filter(Boolean).length;
   }
   return count;
+}
+
+/** The greatest commit ts of the rows in the csv data files under `dir` (field 4: op, table, schema, commit ts). */
+async function greatestCsvCommitTs(dir: string): Promise<bigint> {
+  let greatest = 0n;
+  for (const file of (await filesUnder(dir)).filter((f) => f.endsWith('.csv'))) {
+    for (const record of (await readFile(join(dir, file), 'utf8')).split('\n').filter(Boolean)) {
+      const ts = BigInt(record.split(',')[3]!);
+      if (ts > greatest) greatest = ts;
+    }
+  }
+  return greatest;
 }
 
 async function spoolFoldersOf(pid: number | undefined): Promise<string[]> {
@@ -79,6 +93,9 @@ describe('the commands as long-running jobs (child processes)', function () {
     expect(await linesIn(out, '.csv')).to.equal(rows.length);
     expect(await readFile(join(out, 'metadata'), 'utf8')).to.equal(`{"checkpoint-ts":${summary![2]}}`);
     expect(BigInt(summary![2]!) <= lastRowTs && BigInt(summary![2]!) >= rows[0]!.commitTs, summary![2]).to.equal(true);
+    // A signal stops the input; it does not end it: the checkpoint stays strictly below the greatest
+    // commit ts read (more events sharing it, or another dispatcher's, may come on a rerun).
+    expect(BigInt(summary![2]!) < lastTs, `checkpoint ${summary![2]} < ${lastTs}`).to.equal(true);
     expect(await spoolFoldersOf(child.child.pid)).to.deep.equal([]);
   });
 
@@ -118,6 +135,10 @@ describe('the commands as long-running jobs (child processes)', function () {
     expect(child.stderr).to.equal('');
     const checkpoint = JSON.parse(await readFile(join(out, 'metadata'), 'utf8'))['checkpoint-ts'] as number;
     expect(checkpoint).to.be.greaterThan(0);
+    // Everything read is durable at the stop, so the greatest commit ts in the files is the greatest
+    // read; a stopped input (not an ended one) keeps the checkpoint strictly below it.
+    const greatestRead = await greatestCsvCommitTs(out);
+    expect(BigInt(checkpoint) < greatestRead, `checkpoint ${checkpoint} < ${greatestRead}`).to.equal(true);
     expect(await spoolFoldersOf(child.child.pid)).to.deep.equal([]);
   });
 

@@ -47,11 +47,14 @@ function workload(schema: string, steps: number, seed: number, from = 0) {
       else model.set(id, name);
     }
   }
-  // Arrival: d1 first, d2 five changes behind, d3 ten behind (each dispatcher's own order kept).
+  // Arrival: every dispatcher's first change at once (the sink refuses a dispatcher starting below
+  // the others' commit ts: a checkpoint may already cover it), then d1 first, d2 five changes
+  // behind, d3 ten behind (each dispatcher's own order kept).
   const lag = [0, 5, 10];
   for (let tick = 0; tick < steps + 10; tick++) {
     for (const d of DISPATCHERS.keys()) {
-      const row = perDispatcher[d]![tick - lag[d]!];
+      const index = tick === 0 ? 0 : tick - lag[d]!;
+      const row = tick === 0 || index >= 1 ? perDispatcher[d]![index] : undefined;
       if (row !== undefined) events.push(row);
     }
   }

@@ -380,8 +380,9 @@ function describeSinkBehaviour(open: () => Promise<ExternalStorage>): void {
 describe('storageSink', () => {
   describe('bad events (issue 14)', () => {
     const metadataOf = async (storage: RecordingStorage) => (await storage.text('metadata')) ?? 'none';
-    // Two dispatchers: d2 is behind d1 in commit ts, as dispatchers may be.
-    const before = [createOrders, row('d1', 200n, 1), row('d2', 150n, 2), row('d1', 210n, 3)];
+    // Two dispatchers: d2 is behind d1 in commit ts, as dispatchers may be (d2 came first: no
+    // dispatcher starts below another's last commit ts, the input contract).
+    const before = [createOrders, row('d2', 150n, 2), row('d1', 200n, 1), row('d1', 210n, 3)];
     const after = [row('d2', 160n, 5), row('d1', 220n, 6)];
 
     it('a bad event stops the input there: what came before is durable and checkpointed, then the output errors naming it', async () => {
@@ -684,11 +685,12 @@ describe('storageSink', () => {
       const inner = new MemoryStorage();
       await inner.put('metadata', new TextEncoder().encode('{"checkpoint-ts":102}'));
       const storage = new RecordingStorage(inner);
-      const events = [createOrders, row('d1', 101n, 1), row('d1', 103n, 3), row('d2', 102n, 2), row('d2', 104n, 4)];
+      // d2 starts with d1 and falls behind it (a dispatcher may not start below another's last commit ts).
+      const events = [createOrders, row('d1', 101n, 1), row('d2', 101n, 5), row('d1', 103n, 3), row('d2', 102n, 2), row('d2', 104n, 4)];
       const progress = await run(acked(events), baseOptions(storage));
       expect(progress.filter((p) => p.kind === 'skipped')).to.deep.equal([
-        { kind: 'skipped', events: 2, upToTs: 102n },
         { kind: 'skipped', events: 3, upToTs: 102n },
+        { kind: 'skipped', events: 4, upToTs: 102n },
       ]);
       expect(await dataText(storage)).to.equal(sinkCsv([row('d1', 103n, 3), row('d2', 104n, 4)], ORDERS_V100));
     });
