@@ -94,15 +94,14 @@ export interface StorageSinkOptions {
   /**
    * An event the sink cannot take (malformed, a row before its table's DDL, columns or values that do
    * not fit its table definition, NULL in a NOT NULL column, a commit ts going back on its
-   * dispatcher, or a commit ts at or below a checkpoint that may already be written: below the least
-   * of the dispatchers' last commit ts, or at or below one this run wrote), as an
+   * dispatcher, or a commit ts at or below a checkpoint this run already wrote), as an
    * `InvalidChangeEventError` naming it: 'skip' drops it (acknowledged) and goes
    * on; 'stop' (the default without this option) stops taking events there, makes what came before
    * durable, writes the checkpoint, then errors with it. A promise of either (storing the event
    * somewhere first) lets events go on meanwhile, but the checkpoint stays below the event's commit ts
    * until it resolves 'skip'; 'stop' or a rejection stops the input at once and errors with the
-   * event's error or the rejection's. Events at or below the checkpoint resumed from are not checked,
-   * but for that commit-ts floor.
+   * event's error or the rejection's. Events at or below the checkpoint resumed from are skipped
+   * unchecked (a DDL still defines its table).
    */
   onBadEvent?: (error: InvalidChangeEventError, event: ChangeEvent) => 'skip' | 'stop' | PromiseLike<'skip' | 'stop'>;
   /** Where an event came from, for messages (e.g. `line 17`); `index` counts events from 1. Default `event #<index>`. */

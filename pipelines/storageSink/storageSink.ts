@@ -195,15 +195,13 @@ export function storageSink(options: StorageSinkOptions): OperatorFunction<Acked
         let bad: ReturnType<EventAdmission['check']>;
         if (resumed !== undefined) {
           if (typeof value.commitTs === 'bigint' && resumed.covers(value.commitTs)) {
-            // Skipped unless below the commit-ts floor: then the run before may never have read it.
-            bad = admission.checkSkipped(value, index);
-            if (bad === undefined && value.kind === 'row' && typeof value.dispatcherId === 'string') {
+            if (value.kind === 'row' && typeof value.dispatcherId === 'string') {
               // Its dispatcher holds this run's checkpoint at the one resumed from, as in the run before,
               // until it moves above it: a later row of it may be above that and not yet durable.
               positions.admitRow(value.dispatcherId, resumed.checkpointTs);
               positions.rowDurable(value.dispatcherId);
             }
-            if (bad === undefined) return skip(resumed, item, index);
+            return skip(resumed, item, index);
           } else {
             reportSkipped(resumed);
           }
