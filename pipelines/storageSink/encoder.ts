@@ -42,8 +42,9 @@ export interface RowEncoderOptions {
    */
   buildTimeMs?: () => number;
   /**
-   * The caller has already run `checkChangeEvent` on every row (the storage sink does, naming each
-   * event by its input position), so the encoder does not check it again. Default false.
+   * The caller has already checked every row, well formed and its column set exactly its table
+   * definition's (the storage sink does at admission, naming each event by its input position), so
+   * the encoder does not check that again. Default false.
    */
   rowsChecked?: boolean;
 }
@@ -93,7 +94,7 @@ export function createRowEncoder(options: RowEncoderOptions): RowEncoder {
     throw new InvalidOptionError(OWNER, 'buildTimeMs', options.buildTimeMs, `absent with protocol '${protocol}'`);
   }
   const csv = checkCsvOptions(OWNER, options.csv, ROW_ENCODER_DEFAULTS.csv);
-  const encodeCsv = protocol === 'csv' ? createCsvRowEncoder(csv, OWNER) : undefined;
+  const encodeCsv = protocol === 'csv' ? createCsvRowEncoder(csv, OWNER, options.rowsChecked === true) : undefined;
   const buildTimeMs = options.buildTimeMs === undefined ? undefined : checkFunction(OWNER, 'buildTimeMs', options.buildTimeMs);
   if (options.canalJson !== undefined && protocol !== 'canal-json') throw new InvalidOptionError(OWNER, 'canalJson', options.canalJson, `absent with protocol '${protocol}'`);
   const canalJson = checkCanalJsonOptions(OWNER, options.canalJson, ROW_ENCODER_DEFAULTS.canalJson);
