@@ -5,6 +5,7 @@ import { DecodeError, InvalidChangeEventError, type ColumnDef, type DdlEvent, ty
 import { DDL_TYPE_CODES, ddlTypeCode, ddlTypeName } from '../../lib/codec/ddlTypes.ts';
 import { decodeSchemaFile, encodeSchemaFile, schemaChecksum } from '../../lib/codec/schemaFile.ts';
 import { ddlArb, tableDefArb } from './arbitraries.ts';
+import { GOLDEN_SCHEMA_100_TEXT } from '../interop/vectors/schemaFiles.ts';
 
 /** CRC32-IEEE of text as UTF-8: the checksum computed independently of schemaFile.ts. */
 const crcOf = (text: string) => crc32(Buffer.from(text, 'utf8'));
@@ -57,31 +58,7 @@ describe('schema files', () => {
       const file = encodeSchemaFile(sinkTestDdl);
       expect(file.checksum).to.equal(4192708364);
       expect(file.path).to.equal('test/table1/meta/schema_100_4192708364.json');
-      expect(file.text).to.equal(
-        [
-          '{',
-          '    "Table": "table1",',
-          '    "Schema": "test",',
-          '    "Version": 1,',
-          '    "TableVersion": 100,',
-          '    "Query": "alter table test.table1 add col2 varchar(64)",',
-          '    "Type": 5,',
-          '    "TableColumns": [',
-          '        {',
-          '            "ColumnName": "col1",',
-          '            "ColumnType": "INT",',
-          '            "ColumnPrecision": "11"',
-          '        },',
-          '        {',
-          '            "ColumnName": "col2",',
-          '            "ColumnType": "VARCHAR",',
-          '            "ColumnPrecision": "5"',
-          '        }',
-          '    ],',
-          '    "TableColumnsTotal": 2',
-          '}',
-        ].join('\n'),
-      );
+      expect(file.text).to.equal(GOLDEN_SCHEMA_100_TEXT);
     });
   });
 

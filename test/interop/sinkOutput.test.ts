@@ -21,7 +21,7 @@ import { storageSink, type StorageSinkOptions } from '../../pipelines/storageSin
 import { canalRow } from './vectors/canalJson.ts';
 import { DISPATCHERS } from './vectors/dispatchers.ts';
 import { INSERT_TS, TABLE_VERSION } from './vectors/partitions.ts';
-import { ticdcSchemaFile } from './vectors/schemaFiles.ts';
+import { GOLDEN_SCHEMA_100_TEXT, ticdcSchemaFile } from './vectors/schemaFiles.ts';
 import { records } from './vectors/types.ts';
 import { CHANGEFEED1_RECORDS, CHANGEFEED2_RECORDS, UPDATE_PK_DATE, UPDATE_PK_VERSION, UPDATE_UK_VERSION } from './vectors/updatePk.ts';
 
@@ -262,29 +262,7 @@ describe('interop: the storage sink writes what TiCDC writes', () => {
     it("TiCDC's golden file: test.table1 after ADD COLUMN is test/table1/meta/schema_100_4192708364.json with upstream's text", async () => {
       // pingcap/ticdc downstreamadapter/sink/cloudstorage/sink_test.go TestWriteDDLEvent (JSONEq of this text; the
       // file is json.MarshalIndent with 4 spaces, pkg/cloudstorage/schema_file.go Marshal).
-      const golden = [
-        '{',
-        '    "Table": "table1",',
-        '    "Schema": "test",',
-        '    "Version": 1,',
-        '    "TableVersion": 100,',
-        '    "Query": "alter table test.table1 add col2 varchar(64)",',
-        '    "Type": 5,',
-        '    "TableColumns": [',
-        '        {',
-        '            "ColumnName": "col1",',
-        '            "ColumnType": "INT",',
-        '            "ColumnPrecision": "11"',
-        '        },',
-        '        {',
-        '            "ColumnName": "col2",',
-        '            "ColumnType": "VARCHAR",',
-        '            "ColumnPrecision": "5"',
-        '        }',
-        '    ],',
-        '    "TableColumnsTotal": 2',
-        '}',
-      ].join('\n');
+      const golden = GOLDEN_SCHEMA_100_TEXT;
       const def: TableDef = { schema: 'test', table: 'table1', version: 100n, columns: [{ name: 'col1', type: 'INT', precision: 11 }, { name: 'col2', type: 'VARCHAR', precision: 5 }] };
       const ddl: DdlEvent = { kind: 'ddl', commitTs: 100n, query: 'alter table test.table1 add col2 varchar(64)', ddlType: 'ADD COLUMN', schema: 'test', table: 'table1', tableDef: def, blockedDispatchers: 'all' };
       const storage = new MemoryStorage();

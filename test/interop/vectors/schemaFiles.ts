@@ -79,3 +79,32 @@ export function ticdcSchemaFile(file: TiCdcSchemaFile): LayoutFile {
   const folder = file.Table === '' ? file.Schema : `${file.Schema}/${file.Table}`;
   return { path: `${folder}/meta/schema_${file.TableVersion}_${checksum}.json`, text: goIndent(body, file.TableVersion) };
 }
+
+/**
+ * TiCDC's golden schema file: test.table1 after ADD COLUMN, `test/table1/meta/schema_100_4192708364.json`
+ * (pingcap/ticdc downstreamadapter/sink/cloudstorage/sink_test.go TestWriteDDLEvent; the file is
+ * json.MarshalIndent with 4 spaces, pkg/cloudstorage/schema_file.go Marshal).
+ */
+export const GOLDEN_SCHEMA_100_TEXT = [
+  '{',
+  '    "Table": "table1",',
+  '    "Schema": "test",',
+  '    "Version": 1,',
+  '    "TableVersion": 100,',
+  '    "Query": "alter table test.table1 add col2 varchar(64)",',
+  '    "Type": 5,',
+  '    "TableColumns": [',
+  '        {',
+  '            "ColumnName": "col1",',
+  '            "ColumnType": "INT",',
+  '            "ColumnPrecision": "11"',
+  '        },',
+  '        {',
+  '            "ColumnName": "col2",',
+  '            "ColumnType": "VARCHAR",',
+  '            "ColumnPrecision": "5"',
+  '        }',
+  '    ],',
+  '    "TableColumnsTotal": 2',
+  '}',
+].join('\n');
